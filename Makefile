@@ -1,0 +1,42 @@
+# The two commands of the README: `make test` and `make demo`. Both create .venv from the pinned files first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_out
+
+.PHONY: venv test test-slow lint format demo lock clean
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	@echo ">> creating $(VENV) from requirements.lock (about a minute)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e '.[torch,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest -q
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
+
+demo: venv
+	$(PY) -m lsta_jax.demo --output $(DEMO_DIR)
+
+lock: venv
+	$(PY) -m pip freeze --exclude-editable | grep -v -iE '^(torch|pip)==' > requirements.lock.tmp
+	@echo "torch==2.13.0" >> requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

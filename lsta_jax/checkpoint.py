@@ -1,0 +1,138 @@
+"""Model directories: what `lsta_jax.load_model` reads and what conversion writes.
+
+A model directory holds
+  `lsta_jax_model.json`  {"format_version", "kind", "config", "class_names", "source", "sizes"}
+  `variables/`           an orbax checkpoint of {"params": ..., "batch_stats": ...}
+A training workdir holds the same JSON next to `checkpoints/<step>/` (orbax CheckpointManager); `load_model`
+accepts either. Variables are always restored against an abstract target built from the model itself, so a
+checkpoint of another structure fails loudly instead of restoring into the wrong tree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from lsta_jax.models.registry import create_model, example_input
+
+MODEL_JSON = "lsta_jax_model.json"
+VARIABLES_DIR = "variables"
+FORMAT_VERSION = 1
+
+
+def parameter_count(tree: Any) -> int:
+    """Number of scalars in a pytree of arrays."""
+    return int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def write_model_json(
+    directory: str | Path,
+    kind: str,
+    config: dict[str, Any],
+    variables: Any,
+    class_names: list[str] | None = None,
+    source: str | None = None,
+) -> Path:
+    """Write the model description that makes a directory loadable by `load_model`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config,
+        "class_names": list(class_names) if class_names is not None else None,
+        "source": source,
+        "sizes": {
+            collection: parameter_count(tree) for collection, tree in dict(variables).items()
+        },
+    }
+    path = directory / MODEL_JSON
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_model_json(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MODEL_JSON
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{directory} is not an lsta_jax model directory or training workdir: {MODEL_JSON} is missing"
+        )
+    meta = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    return meta
+
+
+def save_model(
+    directory: str | Path,
+    kind: str,
+    config: dict[str, Any],
+    variables: Any,
+    class_names: list[str] | None = None,
+    source: str | None = None,
+) -> Path:
+    """Save `variables` of a registered model kind as a model directory (overwrites `variables/`)."""
+    directory = Path(directory).absolute()
+    variables = jax.tree_util.tree_map(np.asarray, dict(variables))
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(directory / VARIABLES_DIR, variables, force=True)
+        checkpointer.wait_until_finished()
+    write_model_json(directory, kind, config, variables, class_names, source)
+    return directory
+
+
+def abstract_variables(model: nn.Module, kind: str, config: dict[str, Any]) -> Any:
+    """Shapes and dtypes of the model's variables, without allocating them."""
+    dummy = example_input(kind, config)
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy))
+
+
+def restore_variables(path: str | Path, target: Any) -> Any:
+    """Restore an orbax pytree against `target`; a structure mismatch raises with both key sets named."""
+    path = Path(path).absolute()
+    with ocp.StandardCheckpointer() as checkpointer:
+        saved = checkpointer.metadata(path)
+        saved_tree = getattr(saved, "item_metadata", saved)
+        saved_tree = getattr(saved_tree, "tree", saved_tree)
+        want = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(target)}
+        have = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(saved_tree)}
+        if want != have:
+            raise ValueError(
+                f"checkpoint {path} does not fit the model: missing {sorted(want - have)[:20]}, "
+                f"unexpected {sorted(have - want)[:20]}"
+            )
+        return checkpointer.restore(path, target)
+
+
+def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict[str, Any]]:
+    """Load `(model, variables)` from a model directory or a training workdir.
+
+    `which` picks the checkpoint of a training workdir: 'latest', 'best' or a step number. The returned
+    variables are ready for `model.apply(variables, x)` in inference mode (no RNG needed).
+    """
+    path = Path(path)
+    meta = read_model_json(path)
+    model = create_model(meta["kind"], **meta["config"])
+    target = abstract_variables(model, meta["kind"], meta["config"])
+    if (path / VARIABLES_DIR).is_dir():
+        variables = restore_variables(path / VARIABLES_DIR, target)
+    elif (path / "checkpoints").is_dir():
+        from lsta_jax.train.checkpoints import restore_model_variables
+
+        variables = restore_model_variables(path, target, which=which)
+    else:
+        raise FileNotFoundError(
+            f"{path} has {MODEL_JSON} but neither {VARIABLES_DIR}/ nor checkpoints/"
+        )
+    return model, dict(variables)
+
+
+def load_class_names(path: str | Path) -> list[str] | None:
+    """Class names stored with a model directory or workdir (None when it holds none)."""
+    return read_model_json(path).get("class_names")
