@@ -48,9 +48,7 @@ def write_model_json(
         "config": config,
         "class_names": list(class_names) if class_names is not None else None,
         "source": source,
-        "sizes": {
-            collection: parameter_count(tree) for collection, tree in dict(variables).items()
-        },
+        "sizes": {collection: parameter_count(tree) for collection, tree in dict(variables).items()},
     }
     path = directory / MODEL_JSON
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -127,9 +125,7 @@ def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict
 
         variables = restore_model_variables(path, target, which=which)
     else:
-        raise FileNotFoundError(
-            f"{path} has {MODEL_JSON} but neither {VARIABLES_DIR}/ nor checkpoints/"
-        )
+        raise FileNotFoundError(f"{path} has {MODEL_JSON} but neither {VARIABLES_DIR}/ nor checkpoints/")
     return model, dict(variables)
 
 

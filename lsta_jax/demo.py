@@ -23,9 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     model = create_model("resnet34")
-    images = jnp.asarray(
-        np.random.default_rng(0).normal(size=(args.batch_size, 224, 224, 3)), jnp.float32
-    )
+    images = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch_size, 224, 224, 3)), jnp.float32)
     variables = model.init(jax.random.PRNGKey(0), images)
     apply = jax.jit(model.apply)
     start = time.perf_counter()

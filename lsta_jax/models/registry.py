@@ -53,7 +53,7 @@ def create_model(kind: str, **config: Any) -> nn.Module:
 
 
 def example_input(kind: str, config: dict[str, Any]) -> np.ndarray:
-    """A small input that `create_model(kind, **config).init` accepts (shapes of params do not depend on it)."""
+    """A small input that `create_model(kind, **config).init` accepts (its size does not matter)."""
     return _lookup(kind).example_input(config)
 
 

@@ -30,9 +30,7 @@ RESNET34_STAGES = (3, 4, 6, 3)
 RESNET34_WIDTHS = (64, 128, 256, 512)
 
 
-def torch_conv(
-    features: int, kernel: int, stride: int, padding: int, name: str, dtype: Any
-) -> nn.Conv:
+def torch_conv(features: int, kernel: int, stride: int, padding: int, name: str, dtype: Any) -> nn.Conv:
     """A bias-free conv with PyTorch's explicit, symmetric zero padding."""
     return nn.Conv(
         features,
@@ -47,9 +45,7 @@ def torch_conv(
 
 def torch_batch_norm(name: str, train: bool, dtype: Any) -> nn.BatchNorm:
     """BatchNorm with PyTorch's defaults (eps 1e-5, momentum 0.1 == flax momentum 0.9)."""
-    return nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
-    )
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -112,18 +108,14 @@ class ResNet(nn.Module):
                 f"ResNet expects (N, H, W, {self.in_channels}) NHWC input, got shape {tuple(x.shape)}"
             )
         if len(self.stage_sizes) != len(self.widths):
-            raise ValueError(
-                f"stage_sizes {self.stage_sizes} and widths {self.widths} differ in length"
-            )
+            raise ValueError(f"stage_sizes {self.stage_sizes} and widths {self.widths} differ in length")
         x = x.astype(self.dtype)
         x = torch_conv(self.widths[0], 7, 2, 3, "conv1", self.dtype)(x)
         x = nn.relu(torch_batch_norm("bn1", train, self.dtype)(x))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # pads with -inf
         in_width = self.widths[0]
         prebn = x
-        for stage, (num_blocks, width) in enumerate(
-            zip(self.stage_sizes, self.widths, strict=True)
-        ):
+        for stage, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths, strict=True)):
             for block in range(num_blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
                 downsample = block == 0 and (stride != 1 or in_width != width)
