@@ -1,0 +1,206 @@
+"""One-step recurrent cells (plain linen modules, no time loop inside; `lsta.py` scans them over time).
+
+`LSTACell` is one step of the authors' `MyConvLSTACell` (`shared/docs/reference-lsta.md` sections 2.2-2.4),
+paper eqs. 4-10, in NHWC, with the authors' parameter names:
+
+  attention recurrence   conv_{i,f,a,o}_s (1->1, 3x3, bias) on s_{t-1};
+                         conv_{i,f,a,o}_cam (1->1, no bias) on ν_a
+  memory recurrence      conv_{i,f,c}_x (K->K, bias) on the attended input; conv_{i,f,c}_c (no bias) on h
+  output gate            conv_o_x (K->K, bias) on h_{t-1}  and  conv_o_c (K->K, no bias) on the pooled memory
+                         (the naming swap of reference 2.2: shapes do not reveal it)
+  output pooling         c_classifier (K x C_o, no bias), coupling_fc (K x C_o, no bias, "bias control")
+
+Switches remove the components of the paper's Table 1 ablation (see `lsta.py` for the variant names):
+`attention_pooling=False` drops the whole attention recurrence (eqs. 3-6: conv_*_s, conv_*_cam, states a and
+s stay zero) and feeds the raw input x_t instead of s ⊙ x_t; `output_pooling=False` drops eq. 9 (c_classifier,
+coupling_fc) and gives the output gate the standard LSTM input (conv_o_c acts on the attended input instead
+of ν_c ⊙ c_t, paper section 4.2 "standard"); `bias_control=False` drops coupling_fc (the selection scores of
+the output pooling are then ε(c_t) w_c alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lsta_jax.models import selector
+
+Array = jax.Array
+# ((a, s), (c, o)): attention memory and attention hidden state (B, H, W, 1); memory c and output gate o
+# (B, H, W, K). The reference's order (state_att, state_inp).
+LSTACarry = tuple[tuple[Array, Array], tuple[Array, Array]]
+
+# torch's `nn.init.xavier_normal` (plain normal, std sqrt(2 / (fan_in + fan_out)), receptive field included).
+xavier_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
+# torch's default `nn.Linear` weight init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_linear_bias_init(fan_in: int) -> Callable[..., Array]:
+    """torch's default `nn.Linear` bias init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / float(fan_in) ** 0.5
+
+    def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class LinearKernel(nn.Module):
+    """A bias-free linear scorer that returns its (in_features, features) kernel instead of applying it.
+
+    The selectors need the kernel itself (to gather the selected row); the parameter is named `kernel` like a
+    Dense kernel, so conversion treats it as one (torch `Linear.weight` transposed).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, in_features: int) -> Array:
+        return self.param("kernel", torch_linear_kernel_init, (in_features, self.features))
+
+
+def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
+    """3x3, stride 1, padding 1 convolution with the reference's xavier-normal init and zero bias."""
+    return nn.Conv(
+        features,
+        (3, 3),
+        padding=((1, 1), (1, 1)),
+        use_bias=use_bias,
+        kernel_init=xavier_normal,
+        bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        name=name,
+    )
+
+
+class LSTACell(nn.Module):
+    """One LSTA step (reference 2.3; paper eqs. 4-10), with the authors' parameter names (reference 2.2).
+
+    Attributes:
+      mem_size: K, channels of the input and of the memory (512 with ResNet-34).
+      c_cam_classes: C_o, number of output-pooling classes (rows of `c_classifier`; the authors use 100).
+      attention_pooling, output_pooling, bias_control: ablation switches (module docstring).
+      dtype: compute dtype of the convolutions; states, gates and selections stay float32.
+
+    `__call__(carry, x, cam, gate_biases=None)`:
+      carry: ((a, s), (c, o)) from `initial_carry` (zeros, reference 2.4 item 9) or the previous step.
+      x: (B, H, W, K) input x_t; in LSTA the pre-BN conv5_3 feature (reference 2.1).
+      cam: (B, H, W) attention pooling map ν_a_t (selector.attention_pooling); ignored without attention.
+      gate_biases: optional additive pre-activation biases from another stream (cross-modal fusion,
+        paper 5.3), keys `x_flow_i`, `x_flow_f`, `x_flow_c`, each broadcastable to (B, H, W, K). `x_flow_o`
+        is accepted and ignored, exactly as in the authors' cell (reference 2.4 item 7).
+    Returns `(new_carry, outputs)`, outputs a dict:
+      `attention` (B, H, W): u_t = softmax over positions of (s_t + ν_a) (eq. 6); uniform 1/(H*W) when the
+        attention pooling is switched off (the input is then used unweighted).
+      `pooling_class` (B,) int32: j_t of the output pooling, -1 when it is switched off.
+      `x_att` (B, H, W, K): the attended input u_t ⊙ x_t (x_t itself without attention).
+
+    Gate math (code order i, f, o, a~ for attention; i, f, c~, o for memory):
+      i_a, f_a, o_a = σ(conv_{i,f,o}_s(s_{t-1}) + conv_{i,f,o}_cam(ν_a))
+      a~ = tanh(conv_a_s(s_{t-1}) + conv_a_cam(ν_a))
+      a_t = f_a a_{t-1} + i_a a~;  s_t = o_a tanh(a_t);  u_t = softmax(s_t + ν_a);  x_att = u_t x_t
+      h = o_{t-1} tanh(c_{t-1});  i, f = σ(conv_{i,f}_c(h) + conv_{i,f}_x(x_att) + x_flow_{i,f})
+      c~ = tanh(conv_c_c(h) + conv_c_x(x_att) + x_flow_c);  c_t = f c_{t-1} + i c~   (raw c is the state)
+      j_t = argmax(ε(c_t) W_c + coupling_fc(ε(x_att)));  o_t = σ(conv_o_x(h) + conv_o_c(W_c[j_t] ⊙ c_t))
+    """
+
+    mem_size: int = 512
+    c_cam_classes: int = 100
+    attention_pooling: bool = True
+    output_pooling: bool = True
+    bias_control: bool = True
+    dtype: Any = jnp.float32
+
+    @staticmethod
+    def initial_carry(batch: int, height: int, width: int, mem_size: int) -> LSTACarry:
+        """Zero states: (a, s) (B, H, W, 1), (c, o) (B, H, W, K) (reference 2.1 / 2.4 item 9)."""
+        att = jnp.zeros((batch, height, width, 1), jnp.float32)
+        mem = jnp.zeros((batch, height, width, mem_size), jnp.float32)
+        return (att, att), (mem, mem)
+
+    def _conv(self, name: str, use_bias: bool, features: int, inputs: Array) -> Array:
+        return gate_conv(features, use_bias, name, self.dtype)(inputs).astype(jnp.float32)
+
+    @nn.compact
+    def __call__(
+        self,
+        carry: LSTACarry,
+        x: Array,
+        cam: Array,
+        gate_biases: Mapping[str, Array] | None = None,
+    ) -> tuple[LSTACarry, dict[str, Array]]:
+        if self.bias_control and not self.output_pooling:
+            raise ValueError("bias_control needs output_pooling: it only perturbs the output-pooling scores")
+        (a_prev, s_prev), (c_prev, o_prev) = carry
+        x = x.astype(jnp.float32)
+        if x.shape[-1] != self.mem_size:
+            raise ValueError(f"LSTACell(mem_size={self.mem_size}) got input with {x.shape[-1]} channels")
+        batch, height, width, _ = x.shape
+        gate_biases = dict(gate_biases or {})
+        unknown = set(gate_biases) - {"x_flow_i", "x_flow_f", "x_flow_c", "x_flow_o"}
+        if unknown:
+            raise ValueError(f"unknown gate biases {sorted(unknown)}; expected x_flow_i, x_flow_f, x_flow_c")
+
+        # Attention recurrence, eqs. 4-6 (reference 2.3, first block).
+        if self.attention_pooling:
+            nu_a = cam.astype(jnp.float32)[..., None]
+
+            def att_gate(g: str) -> Array:
+                return self._conv(f"conv_{g}_s", True, 1, s_prev) + self._conv(
+                    f"conv_{g}_cam", False, 1, nu_a
+                )
+
+            i_a = jax.nn.sigmoid(att_gate("i"))
+            f_a = jax.nn.sigmoid(att_gate("f"))
+            o_a = jax.nn.sigmoid(att_gate("o"))
+            a_tilde = jnp.tanh(att_gate("a"))
+            a_t = f_a * a_prev + i_a * a_tilde
+            s_t = o_a * jnp.tanh(a_t)
+            attention = selector.spatial_softmax((s_t + nu_a)[..., 0])
+            x_att = x * attention[..., None]
+        else:
+            a_t, s_t = a_prev, s_prev
+            attention = jnp.full((batch, height, width), 1.0 / (height * width), jnp.float32)
+            x_att = x
+
+        # Memory recurrence, eqs. 7-8.
+        h_prev = o_prev * jnp.tanh(c_prev)
+        k = self.mem_size
+
+        def mem_gate(g: str) -> Array:
+            pre = self._conv(f"conv_{g}_c", False, k, h_prev) + self._conv(f"conv_{g}_x", True, k, x_att)
+            if f"x_flow_{g}" in gate_biases:
+                pre = pre + gate_biases[f"x_flow_{g}"].astype(jnp.float32)
+            return pre
+
+        i = jax.nn.sigmoid(mem_gate("i"))
+        f = jax.nn.sigmoid(mem_gate("f"))
+        c_tilde = jnp.tanh(mem_gate("c"))
+        c_t = f * c_prev + i * c_tilde
+
+        # Output pooling, eq. 9, and output gate, eq. 10 (conv_o_x on h, conv_o_c on the pooled memory).
+        if self.output_pooling:
+            w_c = LinearKernel(self.c_cam_classes, name="c_classifier")(k)
+            score_bias = None
+            if self.bias_control:
+                score_bias = nn.Dense(
+                    self.c_cam_classes,
+                    use_bias=False,
+                    kernel_init=torch_linear_kernel_init,
+                    name="coupling_fc",
+                )(selector.spatial_mean(x_att))
+            gate_input, pooling_class = selector.output_pooling(c_t, w_c, score_bias)
+        else:
+            gate_input = x_att  # the standard LSTM output gate sees the (attended) input
+            pooling_class = jnp.full((batch,), -1, jnp.int32)
+        o_t = jax.nn.sigmoid(
+            self._conv("conv_o_x", True, k, h_prev) + self._conv("conv_o_c", False, k, gate_input)
+        )
+
+        new_carry = ((a_t, s_t), (c_t, o_t))
+        return new_carry, {"attention": attention, "pooling_class": pooling_class, "x_att": x_att}

@@ -1,0 +1,204 @@
+"""The LSTA RGB (appearance) classifier: ResNet-34 on every frame, attention pooling, the LSTA cell over time.
+
+What it computes is the authors' `attentionModel` (`shared/docs/reference-lsta.md` section 2.1), batched:
+1. all B*T frames go through ONE backbone call (frames folded into the batch; BatchNorm always in inference
+   mode, reference section 5), giving per frame the BN'd `layer4` f_BN, the pre-BN `layer4_prebn` f_NBN and
+   the ImageNet logits z_t;
+2. attention pooling (eq. 3): k_t = argmax z_t, ν_a = Σ_k W_fc[k_t, k] f_BN[k] (no bias), `selector.py`;
+3. the `LSTACell` (`cells.py`) scanned over T with `nn.scan` (params broadcast, no param RNG split), zero
+   initial states, inputs (f_NBN_t, ν_a_t);
+4. features = spatial mean of the raw memory c_T (not tanh, not a hidden state), Dropout(0.7) (only with
+   `train=True`), `fc` = Dense(M).
+Paper vs code differences reproduced here (reference 2.4): the selector w_a is the backbone's ImageNet fc;
+the selection uses the BN'd features while the cell gets the pre-BN ones; the bias control is `coupling_fc`
+acting on the output-pooling scores only; the classifier has dropout 0.7. Nothing is tied to 224x224.
+
+Ablation variants (paper Table 1, GTEA61 fixed split), config key `variant`:
+- `convlstm`, row "Baseline" (51.72): removes the attention pooling (eqs. 3-6: no CAM, no a/s recurrence, no
+  conv_*_s / conv_*_cam; the cell sees x_t instead of s ⊙ x_t; `attention` is uniform) AND the output pooling
+  (eq. 9: no c_classifier / coupling_fc; conv_o_c sees x_t: a standard ConvLSTM output gate).
+- `output_pooling`, "Baseline + output pooling" (62.07): removes the attention pooling as above and the bias
+  control (coupling_fc; the output-pooling scores are ε(c_t) W_c).
+- `attention_pooling`, "Baseline + attention pooling" (66.38): removes the output pooling as above (conv_o_c
+  sees s ⊙ x_t), hence also the bias control.
+- `no_bias_control`, "Baseline + pooling" (68.1): removes only the bias control (coupling_fc).
+- `lsta` (default), "LSTA" (74.14): removes nothing.
+All variants keep the backbone (with its ImageNet `fc`, unused without attention pooling), the cell's memory
+convs conv_{i,f,c,o}_{x,c} and the classifier, so their parameter trees differ only by the removed leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lsta_jax.models import selector
+from lsta_jax.models.cells import LSTACell, torch_linear_bias_init, torch_linear_kernel_init
+from lsta_jax.models.registry import register
+from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, ResNet
+
+# variant -> (attention_pooling, output_pooling, bias_control)
+VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "convlstm": (False, False, False),
+    "output_pooling": (False, True, False),
+    "attention_pooling": (True, False, False),
+    "no_bias_control": (True, True, False),
+    "lsta": (True, True, True),
+}
+
+
+class LSTAClassifier(nn.Module):
+    """LSTA RGB classifier (registered as kind `lsta_rgb`).
+
+    Attributes:
+      num_classes: M, activity classes (61 GTEA61, 71 GTEA71, 106 EGTEA).
+      mem_size: K, LSTA memory channels; must equal the backbone's last width (512 for ResNet-34).
+      c_cam_classes: C_o, output-pooling classes (100 GTEA, 150 EGTEA, 300 EPIC).
+      attention_classes: C_a, classes of the backbone fc used by the attention selector (1000, ImageNet).
+      backbone_stage_sizes, backbone_widths: the ResNet layout (ResNet-34 by default).
+      dropout_rate: dropout before `fc` (0.7 in the authors' code), active only with `train=True`.
+      dtype: compute dtype (float32 or bfloat16); parameters and outputs are float32.
+      remat: rematerialise the backbone (`nn.remat`) to save activation memory in training.
+      variant: ablation variant, see the module docstring.
+
+    Parameter tree: `resNet/...` (incl. `resNet/fc`), `lsta_cell/{conv_i_s, ..., conv_o_c, c_classifier,
+    coupling_fc}`, `fc`; BatchNorm statistics in `batch_stats/resNet/...`.
+
+    `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None)`:
+      clip: (B, T, H, W, 3) float32, normalised frames; any T >= 1 and any spatial size.
+      train: only makes the dropout stochastic (needs `rngs={'dropout': key}`); BatchNorm stays in inference.
+      gate_biases: optional cross-modal biases for the cell, keys `x_flow_i/f/c`, each (B, T, ...) with the
+        rest broadcastable to (B, h, w, K) (see `LSTACell`).
+    Returns a dict:
+      `logits` (B, M); `features` (B, K) = spatial mean of c_T; `attention` (B, T, h, w) the softmax maps u_t
+      (each sums to 1 over positions; uniform without attention pooling);
+      with `return_selections`: `attention_class` (B, T) k_t (ImageNet class of the CAM, -1 without attention
+      pooling) and `pooling_class` (B, T) j_t (output-pooling class, -1 without output pooling);
+      with `return_frame_features`: `frame_features` (B, T, K) = spatial mean of each frame's BN'd `layer4`
+      (the backbone's pooled feature, the input of its ImageNet fc).
+    """
+
+    num_classes: int = 61
+    mem_size: int = 512
+    c_cam_classes: int = 100
+    attention_classes: int = 1000
+    backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
+    backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    dropout_rate: float = 0.7
+    dtype: Any = jnp.float32
+    remat: bool = False
+    variant: str = "lsta"
+
+    @nn.compact
+    def __call__(
+        self,
+        clip: jax.Array,
+        train: bool = False,
+        return_selections: bool = False,
+        return_frame_features: bool = False,
+        gate_biases: Mapping[str, jax.Array] | None = None,
+    ) -> dict[str, jax.Array]:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown LSTA variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.mem_size != self.backbone_widths[-1]:
+            raise ValueError(
+                f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
+            )
+        if clip.ndim != 5 or clip.shape[-1] != 3:
+            raise ValueError(f"LSTA expects a (B, T, H, W, 3) clip, got shape {tuple(clip.shape)}")
+        attention_on, output_on, bias_on = VARIANTS[self.variant]
+        b, t, height, width, channels = clip.shape
+
+        backbone_cls = nn.remat(ResNet) if self.remat else ResNet
+        backbone = backbone_cls(
+            stage_sizes=tuple(self.backbone_stage_sizes),
+            widths=tuple(self.backbone_widths),
+            num_classes=self.attention_classes,
+            include_fc=True,
+            dtype=self.dtype,
+            name="resNet",
+        )
+        out = backbone(clip.reshape(b * t, height, width, channels))
+        h, w, k = out["layer4"].shape[1:]
+
+        if attention_on:
+            fc_kernel = backbone.variables["params"]["fc"]["kernel"]
+            cam, attention_class = selector.attention_pooling(
+                out["layer4"], fc_kernel.astype(jnp.float32), scores=out["logits"]
+            )
+        else:
+            cam = jnp.zeros((b * t, h, w), jnp.float32)
+            attention_class = jnp.full((b * t,), -1, jnp.int32)
+
+        scan_cell = nn.scan(
+            LSTACell,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+        )
+        cell = scan_cell(
+            mem_size=self.mem_size,
+            c_cam_classes=self.c_cam_classes,
+            attention_pooling=attention_on,
+            output_pooling=output_on,
+            bias_control=bias_on,
+            dtype=self.dtype,
+            name="lsta_cell",
+        )
+        carry = LSTACell.initial_carry(b, h, w, self.mem_size)
+        (_, (c_last, _)), steps = cell(
+            carry,
+            out["layer4_prebn"].reshape(b, t, h, w, k),
+            cam.reshape(b, t, h, w),
+            dict(gate_biases or {}),
+        )
+
+        features = selector.spatial_mean(c_last)
+        dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+        logits = nn.Dense(
+            self.num_classes,
+            kernel_init=torch_linear_kernel_init,
+            bias_init=torch_linear_bias_init(self.mem_size),
+            name="fc",
+        )(dropped)
+
+        result = {"logits": logits, "features": features, "attention": steps["attention"]}
+        if return_selections:
+            result["attention_class"] = attention_class.reshape(b, t)
+            result["pooling_class"] = steps["pooling_class"]
+        if return_frame_features:
+            result["frame_features"] = out["pooled"].reshape(b, t, k)
+        return result
+
+
+def config_to_attributes(config: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON config of kind `lsta_rgb` -> LSTAClassifier attributes (dtype string -> dtype, lists -> tuple)."""
+    attrs = dict(config)
+    known = set(LSTAClassifier.__dataclass_fields__) - {"parent", "name"}
+    unknown = set(attrs) - known
+    if unknown:
+        raise ValueError(f"unknown lsta_rgb config keys {sorted(unknown)}; known: {sorted(known)}")
+    if isinstance(attrs.get("dtype"), str):
+        attrs["dtype"] = jnp.dtype(attrs["dtype"])
+    for key in ("backbone_stage_sizes", "backbone_widths"):
+        if key in attrs:
+            attrs[key] = tuple(int(v) for v in attrs[key])
+    return attrs
+
+
+def _example_clip(config: dict[str, Any]) -> np.ndarray:
+    return np.zeros((1, 2, 64, 64, 3), np.float32)
+
+
+@register(
+    "lsta_rgb", _example_clip, "LSTA RGB classifier: ResNet-34 + attention pooling + LSTA cell (CVPR 2019)"
+)
+def build_lsta_rgb(**config: Any) -> LSTAClassifier:
+    """Registry builder of kind `lsta_rgb`; config keys are LSTAClassifier attributes (dtype as a string)."""
+    return LSTAClassifier(**config_to_attributes(config))
