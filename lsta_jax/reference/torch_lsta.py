@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from lsta_jax.reference.torch_resnet import TorchResNet
 from torch import nn
 
 
@@ -101,6 +100,8 @@ class TorchLSTAModel(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         dropout_rate: float = 0.7,
     ) -> None:
+        from lsta_jax.reference.torch_resnet import TorchResNet
+
         super().__init__()
         self.mem_size = mem_size
         self.resNet = TorchResNet(tuple(stage_sizes), tuple(widths), num_classes=attention_classes)

@@ -1,0 +1,196 @@
+"""The LSTA cell (reference 2.2-2.4) against our independent PyTorch transcription; ablation switches."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lsta_jax.convert.lsta import torch_cell_to_flax  # noqa: E402
+from lsta_jax.models.cells import LSTACell  # noqa: E402
+
+B, H, W, K, C_O, T = 2, 5, 4, 16, 6, 4
+
+
+def nchw(x: np.ndarray) -> "torch.Tensor":
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+
+
+def nhwc(x: "torch.Tensor") -> np.ndarray:
+    return np.moveaxis(x.detach().numpy(), 1, -1)
+
+
+@pytest.fixture(scope="module")
+def torch_cell():
+    from lsta_jax.reference.torch_lsta import TorchLSTACell
+
+    torch.manual_seed(0)
+    cell = TorchLSTACell(K, K, C_O)
+    with torch.no_grad():  # non-zero biases so every bias path is exercised
+        for name, p in cell.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.3)
+    return cell.eval()
+
+
+def random_inputs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(T, B, H, W, K)).astype(np.float32)
+    cams = (3.0 * rng.normal(size=(T, B, H, W))).astype(np.float32)
+    flows = {g: (0.5 * rng.normal(size=(T, B, H, W, K))).astype(np.float32) for g in ("i", "f", "c", "o")}
+    return xs, cams, flows
+
+
+def max_rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+@pytest.mark.parametrize("with_flow", [False, True])
+def test_cell_matches_torch_reference_over_several_steps(torch_cell, with_flow):
+    xs, cams, flows = random_inputs()
+    params = torch_cell_to_flax(torch_cell.state_dict())
+    cell = LSTACell(mem_size=K, c_cam_classes=C_O)
+    carry = LSTACell.initial_carry(B, H, W, K)
+    zeros_att, zeros_mem = torch.zeros(B, 1, H, W), torch.zeros(B, K, H, W)
+    state_att, state_inp = (zeros_att, zeros_att), (zeros_mem, zeros_mem)
+    with jax.default_matmul_precision("highest"):
+        for t in range(T):
+            biases = {f"x_flow_{g}": flows[g][t] for g in "ifco"} if with_flow else None
+            carry, out = cell.apply({"params": params}, carry, xs[t], cams[t], biases)
+            torch_flow = {f"x_flow_{g}": nchw(flows[g][t]) for g in "ifco"} if with_flow else {}
+            with torch.no_grad():
+                state_att, state_inp, x_att, u, j = torch_cell(
+                    nchw(xs[t]), nchw(cams[t][..., None]), state_att, state_inp, **torch_flow
+                )
+            assert out["pooling_class"].tolist() == j.tolist(), f"step {t}: output-pooling selection differs"
+            (a, s), (c, o) = carry
+            for name, ours, ref in [
+                ("a", a, nhwc(state_att[0])),
+                ("s", s, nhwc(state_att[1])),
+                ("c", c, nhwc(state_inp[0])),
+                ("o", o, nhwc(state_inp[1])),
+                ("u", out["attention"], u[:, 0].numpy()),
+                ("x_att", out["x_att"], nhwc(x_att)),
+            ]:
+                rel = max_rel(ours, ref)
+                assert rel < 1e-5, f"step {t} {name}: max relative difference {rel:.2e}"
+    # The attention map is a spatial softmax (sums to 1 per sample) and the selection varied across samples.
+    np.testing.assert_allclose(np.sum(out["attention"], axis=(1, 2)), 1.0, rtol=1e-5)
+
+
+class ScannedCell(nn.Module):
+    @nn.compact
+    def __call__(self, carry, xs, cams):
+        scan = nn.scan(
+            LSTACell, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+        )
+        return scan(mem_size=K, c_cam_classes=C_O, name="lsta_cell")(carry, xs, cams, {})
+
+
+def test_nn_scan_equals_an_unrolled_python_loop():
+    xs, cams, _ = random_inputs(1)
+    xs_bt, cams_bt = np.swapaxes(xs, 0, 1), np.swapaxes(cams, 0, 1)  # (B, T, ...)
+    carry0 = LSTACell.initial_carry(B, H, W, K)
+    scanned = ScannedCell()
+    variables = scanned.init(jax.random.key(0), carry0, xs_bt, cams_bt)
+    with jax.default_matmul_precision("highest"):
+        (_, (c_scan, o_scan)), outs = scanned.apply(variables, carry0, xs_bt, cams_bt)
+        cell, carry = LSTACell(mem_size=K, c_cam_classes=C_O), carry0
+        cell_vars = {"params": variables["params"]["lsta_cell"]}
+        for t in range(T):
+            carry, out = cell.apply(cell_vars, carry, xs[t], cams[t])
+            np.testing.assert_allclose(outs["attention"][:, t], out["attention"], rtol=1e-6, atol=1e-7)
+            assert outs["pooling_class"][:, t].tolist() == out["pooling_class"].tolist()
+    np.testing.assert_allclose(c_scan, carry[1][0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(o_scan, carry[1][1], rtol=1e-6, atol=1e-6)
+
+
+def conv(x_nhwc: np.ndarray, kernel_hwio: np.ndarray, bias=None) -> np.ndarray:
+    """A 3x3 / pad 1 conv computed by torch, independently of flax."""
+    weight = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(kernel_hwio), (3, 2, 0, 1))))
+    b = None if bias is None else torch.from_numpy(np.asarray(bias))
+    return nhwc(torch.nn.functional.conv2d(nchw(x_nhwc), weight, b, padding=1))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+SWITCHES = {
+    "convlstm": dict(attention_pooling=False, output_pooling=False, bias_control=False),
+    "output_pooling": dict(attention_pooling=False, output_pooling=True, bias_control=False),
+    "attention_pooling": dict(attention_pooling=True, output_pooling=False, bias_control=False),
+    "no_bias_control": dict(attention_pooling=True, output_pooling=True, bias_control=False),
+    "lsta": dict(attention_pooling=True, output_pooling=True, bias_control=True),
+}
+ATTENTION_PARAMS = {f"conv_{g}_{s}" for g in "ifao" for s in ("s", "cam")}
+
+
+@pytest.mark.parametrize("variant", list(SWITCHES))
+def test_ablation_switches_remove_what_the_docs_say(torch_cell, variant):
+    switches = SWITCHES[variant]
+    xs, cams, _ = random_inputs(2)
+    cell = LSTACell(mem_size=K, c_cam_classes=C_O, **switches)
+    carry0 = LSTACell.initial_carry(B, H, W, K)
+    params = cell.init(jax.random.key(0), carry0, xs[0], cams[0])["params"]
+    expected = {f"conv_{g}_{s}" for g in "ifco" for s in ("x", "c")}
+    if switches["attention_pooling"]:
+        expected |= ATTENTION_PARAMS
+    if switches["output_pooling"]:
+        expected.add("c_classifier")
+    if switches["bias_control"]:
+        expected.add("coupling_fc")
+    assert set(params) == expected
+
+    # Same weights as the full cell (converted from the torch cell), restricted to this variant's leaves.
+    full = torch_cell_to_flax(torch_cell.state_dict())
+    params = torch_cell_to_flax(torch_cell.state_dict(), **switches)
+    with jax.default_matmul_precision("highest"):
+        (_, (c1, o1)), out = cell.apply({"params": params}, carry0, xs[0], cams[0])
+        _, full_out = LSTACell(mem_size=K, c_cam_classes=C_O).apply({"params": full}, carry0, xs[0], cams[0])
+    # First step from zero states (h_0 = 0, c_0 = 0): c_1 = σ(conv_i_x(x_in)) tanh(conv_c_x(x_in)).
+    x_in = np.asarray(full_out["x_att"]) if switches["attention_pooling"] else xs[0]
+    if not switches["attention_pooling"]:
+        np.testing.assert_allclose(out["attention"], 1.0 / (H * W))  # no attention: x_t used unweighted
+    else:
+        np.testing.assert_allclose(out["attention"], full_out["attention"], rtol=1e-6)
+    i1 = sigmoid(conv(x_in, full["conv_i_x"]["kernel"], full["conv_i_x"]["bias"]))
+    c_expected = i1 * np.tanh(conv(x_in, full["conv_c_x"]["kernel"], full["conv_c_x"]["bias"]))
+    np.testing.assert_allclose(c1, c_expected, rtol=1e-4, atol=1e-5)
+    # Output gate input: ν_c ⊙ c_t with output pooling, the (attended) input without it.
+    if switches["output_pooling"]:
+        w_c = np.asarray(full["c_classifier"]["kernel"])  # (K, C_o)
+        scores = c_expected.mean(axis=(1, 2)) @ w_c
+        if switches["bias_control"]:
+            scores = scores + x_in.mean(axis=(1, 2)) @ np.asarray(full["coupling_fc"]["kernel"])
+        j = scores.argmax(-1)
+        assert out["pooling_class"].tolist() == j.tolist()
+        gate_in = c_expected * w_c.T[j][:, None, None, :]
+    else:
+        assert out["pooling_class"].tolist() == [-1] * B
+        gate_in = x_in
+    o_expected = sigmoid(full["conv_o_x"]["bias"] + conv(gate_in, full["conv_o_c"]["kernel"]))
+    np.testing.assert_allclose(o1, o_expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bias_control_needs_output_pooling():
+    cell = LSTACell(mem_size=K, c_cam_classes=C_O, output_pooling=False, bias_control=True)
+    carry0 = LSTACell.initial_carry(1, H, W, K)
+    with pytest.raises(ValueError, match="bias_control needs output_pooling"):
+        cell.init(jax.random.key(0), carry0, jnp.zeros((1, H, W, K)), jnp.zeros((1, H, W)))
+
+
+def test_flax_init_matches_the_reference_initialisers():
+    cell = LSTACell(mem_size=64, c_cam_classes=100)
+    carry0 = LSTACell.initial_carry(1, 3, 3, 64)
+    params = cell.init(jax.random.key(0), carry0, jnp.zeros((1, 3, 3, 64)), jnp.zeros((1, 3, 3)))["params"]
+    # xavier_normal: std sqrt(2 / (fan_in + fan_out)) with the 3x3 receptive field; biases zero.
+    assert abs(float(np.std(params["conv_i_x"]["kernel"])) - np.sqrt(2.0 / (2 * 64 * 9))) < 3e-3
+    np.testing.assert_array_equal(params["conv_i_x"]["bias"], 0.0)
+    # torch Linear default: U(-1/sqrt(in), 1/sqrt(in)).
+    bound = 1 / np.sqrt(64)
+    assert np.max(np.abs(params["c_classifier"]["kernel"])) <= bound
+    assert np.max(np.abs(params["c_classifier"]["kernel"])) > 0.9 * bound
