@@ -90,12 +90,12 @@ class ScannedCell(nn.Module):
         return scan(mem_size=K, c_cam_classes=C_O, name="lsta_cell")(carry, xs, cams, {})
 
 
-def test_nn_scan_equals_an_unrolled_python_loop():
+def test_nn_scan_equals_an_unrolled_python_loop(torch_cell):
     xs, cams, _ = random_inputs(1)
     xs_bt, cams_bt = np.swapaxes(xs, 0, 1), np.swapaxes(cams, 0, 1)  # (B, T, ...)
     carry0 = LSTACell.initial_carry(B, H, W, K)
     scanned = ScannedCell()
-    variables = scanned.init(jax.random.key(0), carry0, xs_bt, cams_bt)
+    variables = {"params": {"lsta_cell": torch_cell_to_flax(torch_cell.state_dict())}}
     with jax.default_matmul_precision("highest"):
         (_, (c_scan, o_scan)), outs = scanned.apply(variables, carry0, xs_bt, cams_bt)
         cell, carry = LSTACell(mem_size=K, c_cam_classes=C_O), carry0
@@ -135,7 +135,7 @@ def test_ablation_switches_remove_what_the_docs_say(torch_cell, variant):
     xs, cams, _ = random_inputs(2)
     cell = LSTACell(mem_size=K, c_cam_classes=C_O, **switches)
     carry0 = LSTACell.initial_carry(B, H, W, K)
-    params = cell.init(jax.random.key(0), carry0, xs[0], cams[0])["params"]
+    params = jax.eval_shape(cell.init, jax.random.key(0), carry0, xs[0], cams[0])["params"]
     expected = {f"conv_{g}_{s}" for g in "ifco" for s in ("x", "c")}
     if switches["attention_pooling"]:
         expected |= ATTENTION_PARAMS
@@ -180,7 +180,7 @@ def test_bias_control_needs_output_pooling():
     cell = LSTACell(mem_size=K, c_cam_classes=C_O, output_pooling=False, bias_control=True)
     carry0 = LSTACell.initial_carry(1, H, W, K)
     with pytest.raises(ValueError, match="bias_control needs output_pooling"):
-        cell.init(jax.random.key(0), carry0, jnp.zeros((1, H, W, K)), jnp.zeros((1, H, W)))
+        jax.eval_shape(cell.init, jax.random.key(0), carry0, jnp.zeros((1, H, W, K)), jnp.zeros((1, H, W)))
 
 
 def test_flax_init_matches_the_reference_initialisers():
