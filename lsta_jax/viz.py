@@ -1,0 +1,153 @@
+"""Attention overlays like the paper's Fig. 2: where LSTA looks, frame by frame.
+
+The map shown is u_t, the softmax over the h x w positions that the LSTA cell multiplies into the features
+(paper eq. 6; `shared/docs/reference-lsta.md` 2.3, the `attention` output of the model). As in the authors'
+visualisation snippet (ego-rnn#5) each map is min-max normalised to [0, 1], upsampled to the frame, coloured
+and blended over the frame. We differ in two presentation choices: bilinear upsampling of the normalised map
+(a smooth map instead of blocks) and a perceptual colormap (`inferno` by default: dark = little attention,
+bright yellow = most) instead of JET. The frames shown are the sampled frames as the model saw them, with the
+ImageNet normalisation undone.
+
+- `overlay_clip(frames, attention)` -> (T, H, W, 3) uint8 blended frames;
+- `save_strip(path, frames, overlays)`: a PNG, top row evenly spaced frames, bottom row their overlays;
+- `save_gif(path, overlays)`: an animated GIF over all sampled frames;
+- `write_overlays(directory, stem, clip, attention)`: both, from a normalised clip, for `predict`.
+A constant map (e.g. the `convlstm` variant's uniform attention) normalises to 0 everywhere: no highlight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DEFAULT_COLORMAP = "inferno"
+DEFAULT_ALPHA = 0.5
+STRIP_GAP = 4
+TITLE_HEIGHT = 16
+
+
+def denormalize(
+    clip: np.ndarray, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+) -> np.ndarray:
+    """Undo `(x / 255 - mean) / std`: normalised float frames (..., 3) -> uint8 RGB."""
+    pixels = (np.asarray(clip, np.float32) * np.asarray(std, np.float32) + np.asarray(mean, np.float32)) * 255
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def normalize_map(attention: np.ndarray) -> np.ndarray:
+    """Min-max normalise one map to [0, 1] (ego-rnn#5); a constant map becomes all zeros."""
+    attention = np.asarray(attention, np.float32)
+    low, high = float(attention.min()), float(attention.max())
+    if high - low <= 0:
+        return np.zeros_like(attention)
+    return (attention - low) / (high - low)
+
+
+def upsample_map(attention: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Min-max normalise an (h, w) map, then resize it bilinearly (pixel centres aligned) to the frame."""
+    image = Image.fromarray(normalize_map(attention), mode="F")
+    resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), np.float32)
+    return np.clip(resized, 0.0, 1.0)
+
+
+def colorize(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """Values in [0, 1] -> float RGB in [0, 1] through a matplotlib colormap."""
+    return np.asarray(matplotlib.colormaps[colormap](values)[..., :3], np.float32)
+
+
+def overlay_clip(
+    frames: np.ndarray,
+    attention: np.ndarray,
+    alpha: float = DEFAULT_ALPHA,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """Blend each frame with its coloured map: (1 - alpha) * frame + alpha * colormap(map).
+
+    frames: (T, H, W, 3) uint8; attention: (T, h, w) maps (any scale, each min-max normalised here).
+    Returns (T, H, W, 3) uint8.
+    """
+    frames = np.asarray(frames)
+    attention = np.asarray(attention)
+    if frames.ndim != 4 or attention.ndim != 3 or frames.shape[0] != attention.shape[0]:
+        raise ValueError(
+            f"need frames (T, H, W, 3) and maps (T, h, w), got {frames.shape} and {attention.shape}"
+        )
+    height, width = frames.shape[1:3]
+    out = np.empty(frames.shape, np.uint8)
+    for t in range(frames.shape[0]):
+        heat = colorize(upsample_map(attention[t], height, width), colormap) * 255.0
+        blended = (1.0 - alpha) * frames[t].astype(np.float32) + alpha * heat
+        out[t] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+def strip_indices(num_frames: int, count: int) -> np.ndarray:
+    """`count` evenly spaced frame indices from the first to the last (all frames when there are fewer)."""
+    count = max(1, min(count, num_frames))
+    return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(int))
+
+
+def save_strip(
+    path: str | Path,
+    frames: np.ndarray,
+    overlays: np.ndarray,
+    count: int = 5,
+    title: str | None = None,
+) -> Path:
+    """PNG strip: evenly spaced frames on top, their overlays below, `STRIP_GAP` white pixels between tiles.
+
+    Size: width n*W + (n-1)*gap, height 2*H + gap (+ TITLE_HEIGHT with a title), n = min(count, T).
+    """
+    indices = strip_indices(len(frames), count)
+    n = len(indices)
+    height, width = frames.shape[1:3]
+    top = TITLE_HEIGHT if title else 0
+    canvas = np.full((top + 2 * height + STRIP_GAP, n * width + (n - 1) * STRIP_GAP, 3), 255, np.uint8)
+    for column, t in enumerate(indices):
+        x = column * (width + STRIP_GAP)
+        canvas[top : top + height, x : x + width] = frames[t]
+        canvas[top + height + STRIP_GAP : top + 2 * height + STRIP_GAP, x : x + width] = overlays[t]
+    image = Image.fromarray(canvas)
+    if title:
+        ImageDraw.Draw(image).text((2, 2), title, fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+    return path
+
+
+def save_gif(path: str | Path, overlays: np.ndarray, duration_ms: int = 160) -> Path:
+    """Animated GIF over all frames (loops forever)."""
+    images = [Image.fromarray(frame) for frame in overlays]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(
+        path, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0, disposal=1
+    )
+    return path
+
+
+def write_overlays(
+    directory: str | Path,
+    stem: str,
+    clip: np.ndarray,
+    attention: np.ndarray,
+    *,
+    title: str | None = None,
+    count: int = 5,
+    alpha: float = DEFAULT_ALPHA,
+    colormap: str = DEFAULT_COLORMAP,
+) -> tuple[Path, Path]:
+    """`<directory>/<stem>.png` (strip) and `<stem>.gif` (all frames) from a normalised clip and its maps."""
+    frames = denormalize(clip)
+    overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
+    directory = Path(directory)
+    png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)
+    gif = save_gif(directory / f"{stem}.gif", overlays)
+    return png, gif
