@@ -1,0 +1,180 @@
+"""The reference optimiser, its learning-rate schedule and the per-stage trainable sets (reference section 5).
+
+The authors train with `torch.optim.Adam(params, lr, weight_decay=5e-4, eps=1e-4)` under PyTorch 0.3.1 and
+`MultiStepLR(milestones, gamma)` stepped at the START of every epoch. Both differ from their optax namesakes:
+
+- 0.3.1 Adam adds the weight decay to the gradient (coupled L2, not AdamW) and adds eps to sqrt(v) BEFORE the
+  bias correction: p <- p - lr * sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps), so the effective
+  eps is eps / sqrt(1 - b2^t) (3.2e-3 at t = 1 with eps = 1e-4). `optax.scale_by_adam` adds eps
+  after the correction. `scale_by_torch03_adam` below is the exact rule; `reference_adam`
+  chains the coupled L2, it and the lr.
+- The scheduler's `.step()` runs before each epoch, so epoch e (0-based) uses lr0 * gamma^(#milestones <= e)
+  (`multistep_lr`); newer PyTorch would shift that by one epoch.
+- PyTorch skips parameters whose `.grad` is None: no moment update and no weight decay. The reference never
+  gives a gradient to `lsta_cell.coupling_fc` (used only inside an argmax, reference 2.4 item 5) nor to the
+  backbone's `fc.bias`; with `requires_grad=False` the whole backbone is frozen in stage 1 and all but
+  `layer4.*.conv{1,2}.weight` and `fc` in stage 2. In JAX those get zero gradients instead, so they are
+  labelled `frozen` here (`trainable_mask`) and get NO transform at all (no decay, no state); `apply_updates`
+  leaves them bit-identical (it returns the very same arrays, not p + 0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+# Parameter paths are '/'-joined Flax names, e.g. 'lsta_cell/conv_i_x/kernel', 'resNet/layer4_0/conv1/kernel'.
+# Trainable sets per stage (reference section 5 and 9). `all` is for training from scratch (no ImageNet
+# weights): every parameter that can receive a gradient.
+STAGE_TRAINABLE: dict[str, tuple[str, ...]] = {
+    "stage1": (r"lsta_cell/.*", r"fc/.*"),
+    "stage2": (
+        r"lsta_cell/.*",
+        r"fc/.*",
+        r"resNet/layer4_\d+/conv[12]/kernel",
+        r"resNet/fc/.*",
+    ),
+    "all": (r".*",),
+}
+# Never updated by the reference in any stage: they only influence an argmax, so they never get a gradient.
+NEVER_TRAINED: tuple[str, ...] = (r"lsta_cell/coupling_fc/.*", r"resNet/fc/bias")
+
+
+def param_path(path: Sequence[Any]) -> str:
+    """'/'-joined names of a pytree key path (DictKey / GetAttrKey entries)."""
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+    return "/".join(parts)
+
+
+def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
+    """Pytree of bools: True where a parameter is trained.
+
+    `trainable` is a stage name of `STAGE_TRAINABLE` ('stage1', 'stage2', 'all') or a list of regexes matched
+    in full against parameter paths. `NEVER_TRAINED` is always excluded (reference 2.4 item 5).
+    """
+    if isinstance(trainable, str) and trainable not in STAGE_TRAINABLE:
+        raise ValueError(f"unknown trainable set {trainable!r}; choose one of {sorted(STAGE_TRAINABLE)}")
+    patterns = STAGE_TRAINABLE[trainable] if isinstance(trainable, str) else tuple(trainable)
+    keep = [re.compile(p) for p in patterns]
+    never = [re.compile(p) for p in NEVER_TRAINED]
+
+    def rule(path: Sequence[Any], _: Any) -> bool:
+        name = param_path(path)
+        return any(p.fullmatch(name) for p in keep) and not any(p.fullmatch(name) for p in never)
+
+    return jax.tree_util.tree_map_with_path(rule, params)
+
+
+def multistep_lr(
+    base_lr: float, milestones: Sequence[float], gamma: float, steps_per_epoch: int
+) -> Callable[[jax.Array], jax.Array]:
+    """PyTorch 0.3.1 `MultiStepLR` stepped at the start of each epoch, as a function of the update count.
+
+    Update n (0-based) lies in epoch e = n // steps_per_epoch and uses base_lr * gamma^(#{m : m <= e}).
+    """
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    marks = jnp.asarray(sorted(float(m) for m in milestones), jnp.float32).reshape(-1)
+
+    def schedule(count: jax.Array) -> jax.Array:
+        epoch = (jnp.asarray(count) // steps_per_epoch).astype(jnp.float32)
+        passed = jnp.sum((marks <= epoch).astype(jnp.int32))
+        return base_lr * jnp.power(jnp.float32(gamma), passed.astype(jnp.float32))
+
+    return schedule
+
+
+class TorchAdamState(NamedTuple):
+    """State of `scale_by_torch03_adam`: update count t and the moments m, v."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def scale_by_torch03_adam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-4
+) -> optax.GradientTransformation:
+    """Adam direction of PyTorch 0.3.1: sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps).
+
+    m_t = b1 m_{t-1} + (1 - b1) g, v_t = b2 v_{t-1} + (1 - b2) g^2, t counted from 1. eps is added to
+    sqrt(v_t) BEFORE the bias correction (optax's `scale_by_adam` adds it after). Returns the positive
+    direction; chain with `optax.scale_by_learning_rate` to descend.
+    """
+
+    def init(params: Any) -> TorchAdamState:
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return TorchAdamState(
+            count=jnp.zeros([], jnp.int32), mu=zeros, nu=jax.tree_util.tree_map(jnp.copy, zeros)
+        )
+
+    def update(updates: Any, state: TorchAdamState, params: Any = None) -> tuple[Any, TorchAdamState]:
+        del params
+        count = state.count + 1
+        mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+        nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        t = count.astype(jnp.float32)
+        step_scale = jnp.sqrt(1 - jnp.float32(b2) ** t) / (1 - jnp.float32(b1) ** t)
+        direction = jax.tree_util.tree_map(lambda m, v: step_scale * m / (jnp.sqrt(v) + eps), mu, nu)
+        return direction, TorchAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def reference_adam(
+    learning_rate: float | Callable[[jax.Array], jax.Array],
+    weight_decay: float = 5e-4,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-4,
+) -> optax.GradientTransformation:
+    """`torch.optim.Adam(lr, betas=(b1, b2), eps, weight_decay)` of PyTorch 0.3.1 (reference section 5).
+
+    g <- g + weight_decay * p (coupled L2, before the moments), then `scale_by_torch03_adam`, then -lr.
+    """
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        scale_by_torch03_adam(b1=b1, b2=b2, eps=eps),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def masked_optimizer(inner: optax.GradientTransformation, mask: Any) -> optax.GradientTransformation:
+    """Run `inner` on the parameters where `mask` is True; the others get no transform and no state.
+
+    Frozen leaves come out as zero updates; `apply_updates(params, updates, mask)` keeps them untouched.
+    """
+    labels = jax.tree_util.tree_map(lambda m: "train" if m else "frozen", mask)
+    return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
+
+
+def apply_updates(params: Any, updates: Any, mask: Any) -> Any:
+    """params + updates on trainable leaves; frozen leaves are returned as they are (bit-identical)."""
+    return jax.tree_util.tree_map(lambda p, u, m: (p + u).astype(p.dtype) if m else p, params, updates, mask)
+
+
+def make_optimizer(
+    config: Any, params: Any, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, Any, Callable[[jax.Array], jax.Array]]:
+    """(optimizer, trainable mask, lr schedule) from a training config.
+
+    Config fields: `trainable` (stage name or regex list), `learning_rate`, `lr_milestones` (epochs),
+    `lr_gamma`, `weight_decay`, `adam_b1`, `adam_b2`, `adam_eps`. Gradient accumulation happens inside the
+    train step (one update per global batch), so the schedule counts updates = steps.
+    """
+    mask = trainable_mask(params, config.trainable)
+    schedule = multistep_lr(config.learning_rate, config.lr_milestones, config.lr_gamma, steps_per_epoch)
+    inner = reference_adam(
+        schedule, weight_decay=config.weight_decay, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps
+    )
+    return masked_optimizer(inner, mask), mask, schedule
