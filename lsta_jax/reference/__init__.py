@@ -1,0 +1,9 @@
+"""PyTorch references (optional extra `torch`: `pip install -e '.[torch]'`), written by us from
+`shared/docs/reference-lsta.md`, independent of the Flax code. Used by parity tests and conversion tests.
+
+- `torch_resnet.TorchResNet`: torchvision-named ResNet returning `(logits, layer4, layer4_prebn)`.
+- `torch_resnet.randomize_batch_norm`: non-trivial BN statistics for tests.
+- `torch_lsta.TorchLSTAModel`: the authors' `attentionModel` (LSTA RGB), built on `TorchResNet`.
+
+Nothing is imported here so that `import lsta_jax.reference` works without torch.
+"""
