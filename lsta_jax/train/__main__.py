@@ -1,0 +1,69 @@
+"""Train LSTA: `python -m lsta_jax.train --config configs/X.py[:arg] --workdir DIR [--config.field=value]`.
+
+Re-running the same command resumes from the latest checkpoint in DIR. Multi-host: pass `--distributed` (or
+set LSTA_DISTRIBUTED=1) and every process runs the same command; `jax.distributed.initialize()` then reads the
+cluster from the environment (SLURM, TPU VM pods; or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+JAX_PROCESS_ID), see launch/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def initialize_distributed() -> None:
+    """`jax.distributed.initialize()` from the environment (explicit JAX_* variables win over auto-detect)."""
+    import jax
+
+    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address:
+        jax.distributed.initialize(
+            coordinator_address=address,
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+    else:
+        jax.distributed.initialize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lsta_jax.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, help="configs/X.py[:arg]")
+    parser.add_argument(
+        "--workdir", required=True, help="checkpoints, metrics and TensorBoard events go here"
+    )
+    parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    args, rest = parser.parse_known_args(argv)
+    unknown = [r for r in rest if not r.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments {unknown} (config fields are set as --config.field=value)")
+    if args.distributed or os.environ.get("LSTA_DISTRIBUTED") == "1":
+        initialize_distributed()
+
+    from lsta_jax.train.config import apply_overrides, load_config
+    from lsta_jax.train.trainer import NonFiniteLoss, train_and_evaluate
+
+    try:
+        config = apply_overrides(load_config(args.config), rest)
+    except (FileNotFoundError, AttributeError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        summary = train_and_evaluate(config, args.workdir)
+    except NonFiniteLoss as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    if summary:
+        keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "loss")
+        print("final eval: " + ", ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

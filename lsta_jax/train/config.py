@@ -1,0 +1,144 @@
+"""The default training config and the `--config path.py[:arg] --config.field=value` loader.
+
+Every file in `configs/` defines `get_config(arg: str | None) -> ml_collections.ConfigDict`, starting from
+`default_config()` (the reference's stage-1 protocol, reference section 5) and overriding a few fields.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Stage 1 of the reference on GTEA61 split 2 (`train_rgb.sh`); datasets override `data` and classes."""
+    c = ml_collections.ConfigDict()
+    c.name = "lsta_rgb"
+    c.model = ml_collections.ConfigDict(
+        dict(
+            kind="lsta_rgb",
+            num_classes=61,
+            mem_size=512,
+            c_cam_classes=100,
+            attention_classes=1000,
+            backbone_stage_sizes=(3, 4, 6, 3),
+            backbone_widths=(64, 128, 256, 512),
+            dropout_rate=0.7,
+            dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
+            remat=False,
+            variant="lsta",
+        )
+    )
+    c.data = ml_collections.ConfigDict(
+        dict(
+            name="gtea61",  # a tfds builder of lsta_jax.data, or 'toy' (in-memory, for tests)
+            builder_config="split2",
+            data_dir="",  # tfds data_dir ('' = tfds default)
+            manual_dir="",  # raw frames in the authors' layout, for building
+            train_split="train",
+            eval_split="test",
+            num_frames=25,
+            crop_size=224,
+            resize_shorter=256,
+            num_train=0,  # toy only
+            num_eval=0,  # toy only
+            worker_count=0,
+        )
+    )
+    c.seed = 0
+    c.shuffle = False  # the reference's training DataLoader is not shuffled (reference section 5)
+    c.global_batch_size = 32
+    c.eval_batch_size = 32
+    c.grad_accum_steps = 1
+    c.num_epochs = 200
+    c.total_steps = 0  # > 0 overrides num_epochs
+    c.steps_per_epoch = 0  # 0 = from the data (floor(train clips / global batch))
+    c.trainable = "stage1"  # 'stage1' | 'stage2' | 'all' (scratch) | a list of regexes
+    c.learning_rate = 1e-3
+    c.lr_milestones = (25, 75, 150)  # epochs
+    c.lr_gamma = 0.1
+    c.weight_decay = 5e-4
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.999
+    c.adam_eps = 1e-4
+    c.init_from = ""  # stage-1 workdir, converted model dir (lsta_rgb or resnet34)
+    c.init_which = "latest"  # the reference's stage 2 starts from the LAST stage-1 checkpoint
+    c.eval_every_steps = 0  # 0 = only at the end; set from epochs by the dataset configs
+    c.checkpoint_every_steps = 1000
+    c.keep_checkpoints = 2
+    c.best_metric = "top1"
+    c.log_every_steps = 10
+    return c
+
+
+def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Stage 2 of the reference: also layer4 conv1/conv2 and the backbone fc, lr 1e-4, 100 epochs, x0.1 at
+    25 and 75, from the last stage-1 checkpoint (`--config.init_from=STAGE1_WORKDIR`)."""
+    c.trainable = "stage2"
+    c.learning_rate = 1e-4
+    c.num_epochs = 100
+    c.lr_milestones = (25, 75)
+    return c
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """'configs/x.py[:arg]' -> the file's get_config(arg)."""
+    path, _, arg = spec.partition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"lsta_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"config file {path} defines no get_config(arg)")
+    return module.get_config(arg or None)
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(current, bool) and isinstance(value, str):
+        value = value.lower() in ("1", "true", "yes")
+    if isinstance(current, float) and isinstance(value, int):
+        value = float(value)
+    if isinstance(current, tuple) and isinstance(value, list | int | float):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
+    """Apply `--config.a.b=value` (or `config.a.b=value`) strings; unknown fields raise a clear error."""
+    for item in overrides:
+        key, sep, text = item.lstrip("-").partition("=")
+        if not sep or not key.startswith("config."):
+            raise ValueError(f"override {item!r} is not of the form --config.field=value")
+        parts = key.split(".")[1:]
+        node = config
+        for part in parts[:-1]:
+            if part not in node:
+                raise KeyError(f"override {item!r}: config has no field {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise KeyError(
+                f"override {item!r}: config has no field {'.'.join(parts)!r}; fields: {sorted(node)}"
+            )
+        with node.unlocked() if hasattr(node, "unlocked") else _null():
+            node[parts[-1]] = _parse_value(text, node[parts[-1]])
+    return config
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None

@@ -1,0 +1,160 @@
+"""Input for the training loop: per-process batches of numpy clips, with a checkpointable iterator state.
+
+`make_data(config)` returns a `Data` bundle: the train iterator (infinite, one global batch per step, this
+process's slice of it), a factory of eval iterators (padded last batch with a `mask`), the class names and the
+number of steps per epoch. Datasets:
+  `toy`        in-memory clips generated here (a coloured square moving in a class-specific direction over
+               noise); no files, used by the tests and as the demo's fallback;
+  anything else a tfds builder of `lsta_jax.data` (`synthetic_ego`, `gtea61`, ...), read through its grain
+               loaders.
+Train batches follow an epoch-wise permutation seeded by (seed, epoch) (`shuffle=True`) or the dataset order
+(`shuffle=False`, as the reference's unshuffled DataLoader); the incomplete last batch of an epoch is dropped
+(fixed shapes for jit; the reference keeps it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+
+@dataclass
+class Data:
+    train: Any  # iterator of {'clip', 'label'} with get_state() -> bytes and set_state(bytes)
+    make_eval: Callable[[], Iterator[dict[str, np.ndarray]]]
+    class_names: list[str]
+    steps_per_epoch: int
+    num_train: int
+    num_eval: int
+
+
+class ArrayTrainIterator:
+    """Infinite per-process train batches over in-memory arrays; exact resume through get_state/set_state."""
+
+    def __init__(
+        self,
+        clips: np.ndarray,
+        labels: np.ndarray,
+        global_batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        process_index: int | None = None,
+        process_count: int | None = None,
+    ) -> None:
+        self.clips, self.labels = clips, labels
+        self.process_index = jax.process_index() if process_index is None else process_index
+        self.process_count = jax.process_count() if process_count is None else process_count
+        if global_batch_size % self.process_count:
+            raise ValueError(
+                f"global batch {global_batch_size} not divisible by {self.process_count} processes"
+            )
+        if len(labels) < global_batch_size:
+            raise ValueError(
+                f"{len(labels)} training clips are fewer than one global batch ({global_batch_size})"
+            )
+        self.global_batch_size, self.seed, self.shuffle = global_batch_size, seed, shuffle
+        self.steps_per_epoch = len(labels) // global_batch_size
+        self.epoch, self.position = 0, 0
+
+    def __iter__(self) -> ArrayTrainIterator:
+        return self
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.labels))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.labels))
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        if self.position >= self.steps_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+        local = self.global_batch_size // self.process_count
+        start = self.position * self.global_batch_size + self.process_index * local
+        index = self._order()[start : start + local]
+        self.position += 1
+        return {"clip": self.clips[index], "label": self.labels[index]}
+
+    def get_state(self) -> bytes:
+        return json.dumps({"epoch": self.epoch, "position": self.position, "seed": self.seed}).encode()
+
+    def set_state(self, state: bytes) -> None:
+        values = json.loads(state)
+        if values["seed"] != self.seed:
+            raise ValueError(
+                f"iterator state was saved with seed {values['seed']}, this run uses {self.seed}"
+            )
+        self.epoch, self.position = int(values["epoch"]), int(values["position"])
+
+    def start_prefetch(self) -> None:  # called by grain's checkpoint handler after a restore
+        pass
+
+
+def array_eval_batches(
+    clips: np.ndarray,
+    labels: np.ndarray,
+    global_batch_size: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Per-process eval batches in order; the last global batch is padded and `mask` marks the real clips."""
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    local = global_batch_size // process_count
+    n = len(labels)
+    for start in range(0, n, global_batch_size):
+        lo = start + process_index * local
+        index = np.arange(lo, lo + local)
+        mask = index < n
+        index = np.where(mask, index, 0)
+        yield {"clip": clips[index], "label": labels[index], "mask": mask}
+
+
+def toy_clips(
+    num_clips: int, num_classes: int, num_frames: int, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise clips with a square moving in one of `num_classes` directions (class = direction).
+
+    Recognising the class needs the motion across frames: every frame alone shows the same kind of square.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num_clips) % num_classes
+    rng.shuffle(labels)
+    clips = rng.normal(0.0, 0.6, size=(num_clips, num_frames, size, size, 3)).astype(np.float32)
+    side = max(2, size // 5)
+    for i, c in enumerate(labels):
+        angle = 2 * np.pi * c / num_classes
+        direction = np.array([np.sin(angle), np.cos(angle)])
+        start = rng.uniform(side, size - 2 * side, 2) - direction * size * 0.15
+        for t in range(num_frames):
+            y, x = np.clip(
+                start + direction * size * 0.3 * t / max(1, num_frames - 1), 0, size - side
+            ).astype(int)
+            clips[i, t, y : y + side, x : x + side, :] += 2.0
+    return clips, labels.astype(np.int32)
+
+
+def make_data(config: Any) -> Data:
+    """The `Data` bundle for `config.data` (see the module docstring)."""
+    d = config.data
+    if d.name == "toy":
+        clips, labels = toy_clips(
+            d.num_train + d.num_eval, config.model.num_classes, d.num_frames, d.crop_size, 0
+        )
+        train_x, train_y = clips[: d.num_train], labels[: d.num_train]
+        eval_x, eval_y = clips[d.num_train :], labels[d.num_train :]
+        train = ArrayTrainIterator(train_x, train_y, config.global_batch_size, config.seed, config.shuffle)
+        return Data(
+            train=train,
+            make_eval=lambda: array_eval_batches(eval_x, eval_y, config.eval_batch_size),
+            class_names=[f"move_{i}" for i in range(config.model.num_classes)],
+            steps_per_epoch=train.steps_per_epoch,
+            num_train=len(train_y),
+            num_eval=len(eval_y),
+        )
+    from lsta_jax.train import tfds_input
+
+    return tfds_input.make_data(config)

@@ -1,0 +1,407 @@
+"""Train state, jitted train/eval steps over a device Mesh, and the training loop (reference section 5).
+
+Shape of google/flax examples/imagenet (`create_train_state`, `train_step`, `eval_step`, `train_and_evaluate`)
+on big_vision's machinery: `jax.jit` with `NamedSharding` over a 1-D `Mesh` ('data' axis); the state is
+replicated, each batch is sharded on its leading axis, every process feeds its own slice of the global batch
+(`jax.make_array_from_process_local_data`). BatchNorm always runs on its running statistics (the reference
+calls `model.train(False)`); only the Dropout(0.7) before `fc` is stochastic, with key fold_in(rng, step) so a
+resumed run draws the same masks. Initialisation order: resume (WORKDIR/checkpoints) > `config.init_from`
+(a stage-1 workdir or a converted model directory) > scratch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from lsta_jax.checkpoint import load_model, write_model_json
+from lsta_jax.models import create_model
+from lsta_jax.train import checkpoints as ckpt
+from lsta_jax.train import metrics as metrics_lib
+from lsta_jax.train import optimizer as opt
+from lsta_jax.train.input_pipeline import Data, make_data
+from lsta_jax.train.logging import MetricWriter, Progress
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a step changes (all arrays, so it checkpoints and shards as one pytree)."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+class NonFiniteLoss(RuntimeError):
+    """Raised when a step produced a NaN/Inf loss or gradient; the last good checkpoint is kept."""
+
+
+def model_config(config: Any) -> dict[str, Any]:
+    """The JSON-able model config (kind removed) of a training config."""
+    cfg = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
+    cfg.pop("kind", None)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+
+
+def create_mesh(devices: Any = None) -> Mesh:
+    """1-D mesh over all devices (of all processes), axis 'data'."""
+    devices = np.asarray(jax.devices() if devices is None else devices)
+    return Mesh(devices.reshape(-1), ("data",))
+
+
+def init_variables(model: nn.Module, config: Any, rng: jax.Array) -> dict[str, Any]:
+    """Scratch initialisation (the modules' PyTorch-like initialisers), jitted: one compile."""
+    d = config.data
+    dummy = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+    return dict(jax.jit(model.init)(rng, dummy))
+
+
+def graft(target: dict[str, Any], source: dict[str, Any], where: str) -> dict[str, Any]:
+    """Replace the leaves of `target` by those of `source` (same structure and shapes), else a clear error."""
+    t_flat = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(target)}
+    s_flat = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(source)}
+    missing, extra = sorted(set(t_flat) - set(s_flat)), sorted(set(s_flat) - set(t_flat))
+    bad = [k for k in t_flat.keys() & s_flat.keys() if np.shape(t_flat[k]) != np.shape(s_flat[k])]
+    if missing or extra or bad:
+        raise ValueError(
+            f"{where} does not fit this model: missing {missing[:10]}, unexpected {extra[:10]}, "
+            f"shape mismatches {[(k, np.shape(t_flat[k]), np.shape(s_flat[k])) for k in sorted(bad)[:10]]}"
+        )
+    return jax.tree_util.tree_map(lambda _, s: jnp.asarray(s), target, source)
+
+
+def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """Variables from `config.init_from`: a training workdir or model directory.
+
+    Of kind lsta_rgb (whole
+    tree: stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint) or of a ResNet kind (grafted into resNet)."""
+    path = Path(config.init_from)
+    meta = (
+        json.loads((path / "lsta_jax_model.json").read_text())
+        if (path / "lsta_jax_model.json").is_file()
+        else {}
+    )
+    _, source = load_model(path, which=config.init_which)
+    source = {k: v for k, v in source.items() if k in ("params", "batch_stats")}
+    if meta.get("kind", "").startswith("resnet"):
+        merged = {k: dict(v) for k, v in variables.items()}
+        for collection in ("params", "batch_stats"):
+            merged[collection]["resNet"] = graft(
+                variables[collection]["resNet"], source[collection], f"{path} ({collection})"
+            )
+        return merged
+    return graft(variables, source, str(path))
+
+
+def create_train_state(
+    config: Any, model: nn.Module, steps_per_epoch: int, variables: dict[str, Any] | None = None
+) -> tuple[TrainState, optax.GradientTransformation, Any, Any]:
+    """(state, optimizer, trainable mask, lr schedule); scratch init unless `variables` are given."""
+    rng = jax.random.PRNGKey(config.seed)
+    init_rng, train_rng = jax.random.split(rng)
+    if variables is None:
+        variables = init_variables(model, config, init_rng)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    tx, mask, schedule = opt.make_optimizer(config, params, steps_per_epoch)
+    state = TrainState(
+        step=jnp.zeros([], jnp.int32),
+        params=params,
+        batch_stats=batch_stats,
+        opt_state=tx.init(params),
+        rng=train_rng,
+    )
+    return state, tx, mask, schedule
+
+
+def train_step(
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    mask: Any,
+    accum_steps: int = 1,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimiser update on a global batch: mean cross-entropy (gradient accumulated over `accum_steps`
+    equal micro-batches, which equals the full-batch gradient), reference Adam, frozen leaves untouched."""
+    step_key = jax.random.fold_in(state.rng, state.step)
+    variables = {"batch_stats": state.batch_stats}
+
+    def loss_fn(
+        params: Any, clip: jax.Array, label: jax.Array, key: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        out = model.apply({**variables, "params": params}, clip, train=True, rngs={"dropout": key})
+        logits = out["logits"].astype(jnp.float32)
+        return jnp.mean(metrics_lib.cross_entropy(logits, label)), logits
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    clip, label = batch["clip"], batch["label"]
+    if accum_steps == 1:
+        (loss, logits), grads = grad_fn(state.params, clip, label, step_key)
+    else:
+        micro = clip.shape[0] // accum_steps
+        clips = clip.reshape(accum_steps, micro, *clip.shape[1:])
+        labels = label.reshape(accum_steps, micro)
+
+        def body(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
+            loss_sum, grad_sum = carry
+            i, c, lab = xs
+            (loss_i, logits_i), g = grad_fn(state.params, c, lab, jax.random.fold_in(step_key, i))
+            return (loss_sum + loss_i, jax.tree_util.tree_map(jnp.add, grad_sum, g)), logits_i
+
+        zero = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+        (loss, grads), logits = jax.lax.scan(body, (0.0, zero), (jnp.arange(accum_steps), clips, labels))
+        loss = loss / accum_steps
+        grads = jax.tree_util.tree_map(lambda g: g / accum_steps, grads)
+        logits = logits.reshape(-1, logits.shape[-1])
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = opt.apply_updates(state.params, updates, mask)
+    grad_sq = sum(
+        jnp.sum(jnp.square(g))
+        for g, m in zip(*map(jax.tree_util.tree_leaves, (grads, mask)), strict=True)
+        if m
+    )
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_sq)
+    metrics = {
+        "loss": loss,
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == label),
+        "grad_norm": jnp.sqrt(grad_sq),
+        "finite": finite,
+    }
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(
+    variables: dict[str, Any], batch: dict[str, jax.Array], *, model: nn.Module
+) -> dict[str, jax.Array]:
+    """(sum, count) metrics of one eval batch (mask marks real clips; padding counts zero)."""
+    logits = model.apply(variables, batch["clip"])["logits"]
+    return metrics_lib.batch_sums(logits, batch["label"], batch.get("mask"))
+
+
+@dataclasses.dataclass
+class Steps:
+    """The compiled steps of one run and the shardings they use."""
+
+    mesh: Mesh
+    train: Any
+    eval: Any
+    replicated: NamedSharding
+    data: NamedSharding
+
+    def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """This process's slice of a global batch -> global jax.Arrays sharded over 'data'."""
+        return {k: jax.make_array_from_process_local_data(self.data, np.asarray(v)) for k, v in batch.items()}
+
+    def replicate(self, tree: Any) -> Any:
+        return jax.device_put(tree, self.replicated)
+
+
+def compile_steps(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    mask: Any,
+    accum_steps: int = 1,
+    mesh: Mesh | None = None,
+) -> Steps:
+    """jit the steps with replicated state and batch-sharded inputs over `mesh` (all devices by default)."""
+    mesh = create_mesh() if mesh is None else mesh
+    replicated = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    train = jax.jit(
+        lambda s, b: train_step(s, b, model=model, tx=tx, mask=mask, accum_steps=accum_steps),
+        in_shardings=(replicated, data),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    evaluate = jax.jit(
+        lambda v, b: eval_step(v, b, model=model), in_shardings=(replicated, data), out_shardings=replicated
+    )
+    return Steps(mesh, train, evaluate, replicated, data)
+
+
+def evaluate(steps: Steps, variables: dict[str, Any], batches: Any) -> dict[str, np.ndarray]:
+    """Accumulated `batch_sums` over an eval iterator."""
+    total = None
+    for batch in batches:
+        total = metrics_lib.add_sums(total, jax.device_get(steps.eval(variables, steps.put_batch(batch))))
+    if total is None:
+        raise ValueError("the evaluation split yielded no batches")
+    return total
+
+
+def total_steps(config: Any, steps_per_epoch: int) -> int:
+    return int(config.total_steps) if config.total_steps > 0 else int(config.num_epochs) * steps_per_epoch
+
+
+def _split_state(state: TrainState) -> tuple[dict[str, Any], dict[str, Any]]:
+    model_vars = {"params": state.params, "batch_stats": state.batch_stats}
+    train_vars = {"step": state.step, "opt_state": state.opt_state, "rng": state.rng}
+    return model_vars, train_vars
+
+
+def _save_config(config: Any, workdir: Path) -> None:
+    text = (
+        config.to_json_best_effort(indent=2) if hasattr(config, "to_json_best_effort") else json.dumps(config)
+    )
+    (workdir / "config.json").write_text(text + "\n")
+
+
+def train_and_evaluate(
+    config: Any, workdir: str | Path, data: Data | None = None, quiet: bool = False
+) -> dict:
+    """Train `config` in `workdir` (resuming if it holds checkpoints); returns the final evaluation summary.
+
+    Writes `config.json`, `lsta_jax_model.json` (so `lsta_jax.load_model(workdir)` works), `metrics.jsonl`,
+    TensorBoard events under `tensorboard/`, checkpoints under `checkpoints/<step>/` and the final
+    evaluation (`eval/summary.json`, confusion matrix CSV/PNG, per-class CSV).
+    """
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    primary = jax.process_index() == 0
+    data = make_data(config) if data is None else data
+    model = create_model(config.model.kind, **model_config(config))
+    steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
+    num_steps = total_steps(config, steps_per_epoch)
+    if config.global_batch_size % config.grad_accum_steps:
+        raise ValueError(f"global_batch_size {config.global_batch_size} not divisible by grad_accum_steps")
+    manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
+
+    resume_step = manager.latest_step()
+    initial = None
+    if resume_step is None and config.init_from:
+        initial = load_init(config, init_variables(model, config, jax.random.PRNGKey(config.seed)))
+    state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
+    if resume_step is not None:
+        abstract_model, abstract_train = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), _split_state(state)
+        )
+        model_vars, train_vars = ckpt.restore(
+            manager, resume_step, abstract_model, abstract_train, data.train
+        )
+        state = TrainState(params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars)
+    start_step = int(state.step)
+    if primary:
+        _save_config(config, workdir)
+        write_model_json(
+            workdir,
+            config.model.kind,
+            model_config(config),
+            {"params": state.params, "batch_stats": state.batch_stats},
+            data.class_names,
+            source=f"lsta_jax.train {config.get('name', '')}",
+        )
+        meta_path = workdir / "lsta_jax_model.json"
+        meta = json.loads(meta_path.read_text())
+        d = config.data
+        meta["input"] = {"num_frames": d.num_frames, "size": d.crop_size, "resize_shorter": d.resize_shorter}
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    steps = compile_steps(model, tx, mask, config.grad_accum_steps)
+    state = steps.replicate(state)
+    writer = MetricWriter(workdir, enabled=primary)
+    n_trainable = sum(
+        int(np.size(p))
+        for p, m in zip(*map(jax.tree_util.tree_leaves, (state.params, mask)), strict=True)
+        if m
+    )
+    if not quiet and primary:
+        how = (
+            f"resumed at step {start_step}"
+            if resume_step is not None
+            else (f"initialised from {config.init_from}" if config.init_from else "initialised from scratch")
+        )
+        print(
+            f"lsta_jax.train: {how}; {num_steps} steps ({steps_per_epoch}/epoch) of "
+            f"{config.global_batch_size} "
+            f"clips on {jax.device_count()} device(s) x {jax.process_count()} process(es); "
+            f"{n_trainable:,} trainable parameters ({config.trainable}); workdir {workdir}",
+            flush=True,
+        )
+    progress = Progress(num_steps, start_step, config.global_batch_size, enabled=primary and not quiet)
+    summary: dict[str, Any] = {}
+    last_saved = start_step if resume_step is not None else None
+    eval_every = config.eval_every_steps if config.eval_every_steps > 0 else num_steps
+    step = start_step
+    train_log: list[dict[str, jax.Array]] = []
+    while step < num_steps:
+        batch = steps.put_batch(next(data.train))
+        state, step_metrics = steps.train(state, batch)
+        step += 1
+        train_log.append(step_metrics)
+        if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
+            host = [jax.device_get(m) for m in train_log]
+            train_log = []
+            if not all(bool(m["finite"]) for m in host):
+                progress.close()
+                raise NonFiniteLoss(
+                    f"non-finite loss or gradient at or before step {step}; stopped without saving. The last "
+                    f"good checkpoint is step {manager.latest_step()} in {workdir}/checkpoints: lower the "
+                    "learning rate or check the input, then re-run the same command to resume from it."
+                )
+            scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
+            scalars["learning_rate"] = float(schedule(step - 1))
+            writer.write(step, "train", {**scalars, **progress.rates()})
+            progress.update(step, scalars["loss"])
+        eval_metrics = None
+        if step % eval_every == 0 or step == num_steps:
+            variables = {"params": state.params, "batch_stats": state.batch_stats}
+            summary = metrics_lib.summarize(evaluate(steps, variables, data.make_eval()), data.class_names)
+            eval_metrics = metrics_lib.scalar_metrics(summary)
+            writer.write(step, "eval", eval_metrics)
+            progress.note(
+                f"eval @ {step}: top1 {summary['top1']:.4f} mean class {summary['mean_class_accuracy']:.4f}"
+            )
+        if step % config.checkpoint_every_steps == 0 or step == num_steps or eval_metrics is not None:
+            # a NaN guard before saving: never write a checkpoint of a diverged state
+            pending = [jax.device_get(m["finite"]) for m in train_log]
+            if not all(bool(f) for f in pending):
+                progress.close()
+                raise NonFiniteLoss(
+                    f"non-finite loss or gradient before step {step}; last good checkpoint kept"
+                )
+            model_vars, train_vars = _split_state(state)
+            ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
+            last_saved = step
+    progress.close()
+    writer.close()
+    manager.close()
+    if summary and primary:
+        write_eval_outputs(workdir / "eval", summary, data.class_names, last_saved)
+    return summary
+
+
+def write_eval_outputs(directory: Path, summary: dict[str, Any], class_names: list[str], step: Any) -> None:
+    """summary.json, per_class.csv, confusion.csv/png of an evaluation."""
+    directory.mkdir(parents=True, exist_ok=True)
+    confusion = summary.pop("confusion", None)
+    (directory / "summary.json").write_text(json.dumps({"step": step, **summary}, indent=2) + "\n")
+    metrics_lib.write_per_class(directory, summary, class_names)
+    if confusion is not None:
+        metrics_lib.write_confusion(directory, confusion, class_names, title=f"step {step}")
+
+
+__all__ = [
+    "NonFiniteLoss",
+    "TrainState",
+    "compile_steps",
+    "create_mesh",
+    "create_train_state",
+    "eval_step",
+    "evaluate",
+    "train_and_evaluate",
+    "train_step",
+]
