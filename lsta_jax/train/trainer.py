@@ -86,8 +86,9 @@ def graft(target: dict[str, Any], source: dict[str, Any], where: str) -> dict[st
 def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """Variables from `config.init_from`: a training workdir or model directory.
 
-    Of kind lsta_rgb (whole
-    tree: stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint) or of a ResNet kind (grafted into resNet)."""
+    Of kind lsta_rgb: the whole tree (stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint); of a
+    ResNet kind: grafted into resNet.
+    """
     path = Path(config.init_from)
     meta = (
         json.loads((path / "lsta_jax_model.json").read_text())
