@@ -81,15 +81,16 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        text = str(err)
-        if "Weights only load failed" in text or "Unsupported global" in text:
-            first = next((line for line in text.splitlines() if "Unsupported global" in line), text[:300])
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        unsupported = next((line for line in lines if "Unsupported global" in line), None)
+        if unsupported is not None:
             raise CheckpointReadError(
                 f"{path}: the file holds Python objects beyond tensors, which a safe load refuses "
-                f"({first.strip()}). If you trust this file, rerun with --trust-pickle "
+                f"({unsupported.split(' was not')[0]}). If you trust this file, rerun with --trust-pickle "
                 "(trust_pickle=True), which unpickles it with weights_only=False and can execute code in it."
             ) from err
-        raise CheckpointReadError(f"{path}: not a PyTorch checkpoint ({text.splitlines()[0]})") from err
+        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
+        raise CheckpointReadError(f"{path}: not a PyTorch checkpoint ({reason})") from err
 
 
 def _is_zip(path: Path) -> bool:
@@ -119,8 +120,8 @@ def read_torch_checkpoint(path: str | Path, trust_pickle: bool = False) -> Torch
         obj = _torch_load(path, trust_pickle)
     except (CheckpointReadError, ImportError):
         raise
-    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except Exception as err:  # torch.load fails in many ways on a file that is not a checkpoint
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         raise CheckpointReadError(f"{path}: not a PyTorch checkpoint ({reason})") from err
 
     if hasattr(obj, "state_dict") and callable(obj.state_dict) and not isinstance(obj, Mapping):
