@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sys
@@ -162,6 +163,48 @@ def test_checkpoint_variants_all_read_the_same(tmp_path, small_torch, legacy, wr
     )
     assert checkpoint.legacy_format == legacy and checkpoint.wrapper == wrapper
     assert checkpoint.stripped_prefix == (len(state) if prefixed else 0)
+
+
+@contextlib.contextmanager
+def _saved_as_if_on_gpu():
+    """torch.save tags every storage 'cuda:0', exactly as a save from a GPU does (no GPU needed)."""
+
+    def tag(storage):
+        return "cuda:0"
+
+    registry = torch.serialization._package_registry
+    torch.serialization.register_package(1, tag, lambda obj, location: None)
+    try:
+        yield
+    finally:
+        registry[:] = [entry for entry in registry if entry[1] is not tag]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_gpu_saved_and_numpy1_files_load(tmp_path, legacy):
+    path = tmp_path / "gpu.pth"
+    weights = {
+        "module.conv1.weight": torch.randn(4, 3, 7, 7),
+        "module.bn1.num_batches_tracked": torch.tensor(5),
+    }
+    with _saved_as_if_on_gpu():
+        torch.save({"model_state_dict": weights, "epoch": 1}, path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does on this CPU machine
+        torch.load(path, weights_only=True)
+    state = read_torch_checkpoint(path).state_dict
+    assert list(state) == ["conv1.weight"]
+    assert np.array_equal(state["conv1.weight"], weights["module.conv1.weight"].numpy())
+    if legacy:  # NumPy 1.x pickles name numpy.core.multiarray (NumPy 2: numpy._core.multiarray)
+        old = tmp_path / "numpy1.pth"
+        torch.save(
+            {"model_state_dict": weights, "best_acc": np.float64(0.7)},
+            old,
+            _use_new_zipfile_serialization=False,
+        )
+        data = old.read_bytes()
+        assert data.count(b"numpy._core.multiarray") == 1
+        old.write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+        assert list(read_torch_checkpoint(old).state_dict) == ["conv1.weight"]
 
 
 def test_not_a_checkpoint_errors_name_the_file(tmp_path):
