@@ -32,8 +32,9 @@ from lsta_jax.convert.mapping import conv_to_flax, export_state_dict  # noqa: E4
 from lsta_jax.convert.resnet import (  # noqa: E402
     convert_state_dict,
     flow_conv1_from_rgb,
+    flow_state_dict_from_rgb,
     resnet_name_map,
-    resnet_variables,  # noqa: E402
+    resnet_variables,
 )
 from lsta_jax.convert.torch_io import (  # noqa: E402
     INSTALL_HINT,
@@ -340,3 +341,14 @@ def test_flow_conv1_from_rgb_by_hand():
     assert rel_diff(flow_out.numpy(), rgb_out.numpy() * 10 / 3) <= 1e-6
     with pytest.raises(ValueError, match="3 input channels"):
         flow_conv1_from_rgb(np.zeros((4, 10, 7, 7)))
+
+
+def test_flow_network_initialised_from_an_rgb_checkpoint():
+    rgb = numpy_state_dict(random_resnet34())
+    flow = flow_state_dict_from_rgb(rgb, in_channels=10)
+    assert "fc.weight" not in flow and len(flow) == len(rgb) - 2
+    np.testing.assert_array_equal(flow["conv1.weight"], flow_conv1_from_rgb(rgb["conv1.weight"], 10))
+    np.testing.assert_array_equal(flow["layer4.2.bn2.running_var"], rgb["layer4.2.bn2.running_var"])
+    converted = convert_state_dict(flow)
+    assert converted.config["in_channels"] == 10 and converted.config["include_fc"] is False
+    assert converted.variables["params"]["conv1"]["kernel"].shape == (7, 7, 10, 64)

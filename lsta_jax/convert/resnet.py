@@ -171,3 +171,23 @@ def flow_conv1_from_rgb(
         )
     mean = weight.mean(axis=axis, keepdims=True)
     return np.repeat(mean, in_channels, axis=axis)
+
+
+def flow_state_dict_from_rgb(
+    rgb_state_dict: Mapping[str, np.ndarray], in_channels: int = 10, keep_fc: bool = False
+) -> dict[str, np.ndarray]:
+    """An RGB torchvision ResNet state dict turned into the initial state of a flow network (reference 4.2).
+
+    `conv1.weight` becomes `flow_conv1_from_rgb(conv1.weight, in_channels)`; every other tensor is copied; the
+    ImageNet `fc.*` is dropped unless `keep_fc` (ego-rnn drops it and trains a new action head). Feed the
+    result to `convert_state_dict` for a `resnet34` model with `in_channels` inputs.
+    """
+    if "conv1.weight" not in rgb_state_dict:
+        raise ConversionError("no conv1.weight to initialise the flow conv1 from", missing=["conv1.weight"])
+    out = {
+        key: np.asarray(value)
+        for key, value in rgb_state_dict.items()
+        if keep_fc or not key.startswith("fc.")
+    }
+    out["conv1.weight"] = flow_conv1_from_rgb(rgb_state_dict["conv1.weight"], in_channels)
+    return out
