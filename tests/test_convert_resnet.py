@@ -108,6 +108,10 @@ def test_convert_state_dict_infers_config_and_refuses_other_layouts():
     with pytest.raises(ConversionError, match=r"not a ResNet-34.*\(2, 2, 2, 2\)") as info:
         convert_state_dict(resnet18)
     assert "layer3.5.conv1.weight" in info.value.missing
+    # An LSTA-style file (backbone under 'resNet.') fed as a plain ResNet: the message says why nothing fits.
+    nested = {f"resNet.{k}": v for k, v in numpy_state_dict(TorchResNet(stage_sizes=(1, 1, 1, 1))).items()}
+    with pytest.raises(ConversionError, match=r"NONE of its keys.*'resNet.conv1.weight'.*prefix"):
+        convert_state_dict(nested)
 
 
 def test_round_trip_torch_flax_torch_is_exact():

@@ -212,9 +212,16 @@ def fill_variables(
         _set(variables, (target.collection, *target.path), np.asarray(value, dtype=leaf.dtype))
     unfilled = [name for name in leaves if name not in targets]
     if missing or unexpected or mismatched or unfilled:
+        header = (
+            f"the checkpoint does not fit the model ({len(state_dict)} torch keys, {len(leaves)} Flax leaves)"
+        )
+        if state_dict and not any(key in name_map for key in state_dict):
+            header += (
+                f"; NONE of its keys is one the model expects (it starts {list(state_dict)[:3]}, the model "
+                f"expects {list(name_map)[:3]}): another kind of checkpoint, or keys with a prefix?"
+            )
         raise ConversionError(
-            f"the checkpoint does not fit the model "
-            f"({len(state_dict)} torch keys, {len(leaves)} Flax leaves)",
+            header,
             missing=missing,
             unexpected=unexpected,
             mismatched=mismatched,

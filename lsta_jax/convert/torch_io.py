@@ -89,8 +89,18 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
                 f"({unsupported.split(' was not')[0]}). If you trust this file, rerun with --trust-pickle "
                 "(trust_pickle=True), which unpickles it with weights_only=False and can execute code in it."
             ) from err
-        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
-        raise CheckpointReadError(f"{path}: not a PyTorch checkpoint ({reason})") from err
+        raise CheckpointReadError(f"{path}: not a PyTorch checkpoint ({_unpickler_reason(lines)})") from err
+
+
+def _unpickler_reason(lines: list[str]) -> str:
+    """The informative part of torch's 'Weights only load failed' message."""
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if not detail and i + 1 < len(lines):
+                detail = lines[i + 1]
+            return f"unpickling failed: {detail}"
+    return lines[0] if lines else "unreadable"
 
 
 def _is_zip(path: Path) -> bool:
