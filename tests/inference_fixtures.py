@@ -26,7 +26,7 @@ SMALL = dict(
     backbone_widths=(8, 16, 16, 32),
 )
 CLASS_NAMES = ["take_cup", "put_cup", "open_jar", "close_jar", "pour_water", "shake_bottle"]
-NUM_FRAMES, SIZE, RESIZE_SHORTER = 4, 32, 36
+NUM_FRAMES, SIZE, RESIZE_SHORTER = 4, 64, 72  # 64 px -> a 2x2 attention grid (stride 32)
 BATCH_SIZE = 4
 
 
