@@ -11,7 +11,7 @@ ImageNet normalisation undone.
 - `overlay_clip(frames, attention)` -> (T, H, W, 3) uint8 blended frames;
 - `save_strip(path, frames, overlays)`: a PNG, top row evenly spaced frames, bottom row their overlays;
 - `save_gif(path, overlays)`: an animated GIF over all sampled frames;
-- `write_overlays(directory, stem, clip, attention)`: both, from a normalised clip, for `predict`.
+- `write_overlays(directory, stem, frames, attention)`: both, for `predict`.
 A constant map (e.g. the `convlstm` variant's uniform attention) normalises to 0 everywhere: no highlight.
 """
 
@@ -136,7 +136,7 @@ def save_gif(path: str | Path, overlays: np.ndarray, duration_ms: int = 160) -> 
 def write_overlays(
     directory: str | Path,
     stem: str,
-    clip: np.ndarray,
+    frames: np.ndarray,
     attention: np.ndarray,
     *,
     title: str | None = None,
@@ -144,8 +144,11 @@ def write_overlays(
     alpha: float = DEFAULT_ALPHA,
     colormap: str = DEFAULT_COLORMAP,
 ) -> tuple[Path, Path]:
-    """`<directory>/<stem>.png` (strip) and `<stem>.gif` (all frames) from a normalised clip and its maps."""
-    frames = denormalize(clip)
+    """`<directory>/<stem>.png` (strip) and `<stem>.gif` (all frames) from uint8 frames (T, H, W, 3) and maps.
+
+    For a clip as the model saw it pass `denormalize(clip)`; a model on other inputs (e.g. a motion stream on
+    flow) passes the RGB frames its inputs come from.
+    """
     overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
     directory = Path(directory)
     png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)

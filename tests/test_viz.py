@@ -74,7 +74,9 @@ def test_strip_png_and_gif_have_the_documented_layout(tmp_path, title):
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, size=(T, H, W, 3), dtype=np.uint8)
     clip = ((pixels / 255.0 - MEAN) / STD).astype(np.float32)
-    png, gif = viz.write_overlays(tmp_path, "clip", clip, peaked_maps(), title=title, count=2)
+    png, gif = viz.write_overlays(
+        tmp_path, "clip", viz.denormalize(clip), peaked_maps(), title=title, count=2
+    )
 
     strip = Image.open(png)
     assert strip.format == "PNG"

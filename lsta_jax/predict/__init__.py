@@ -150,7 +150,7 @@ def iter_predict(
             prediction.overlay = viz.write_overlays(
                 attention_dir,
                 _stem(outcome.index, outcome.source),
-                outcome.clip,
+                viz.denormalize(outcome.clip),
                 out["attention"],
                 title=title,
                 count=strip_frames,
