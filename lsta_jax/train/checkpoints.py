@@ -61,7 +61,7 @@ def save(
     if metrics and best_metric and best_metric in metrics:
         path = Path(manager.directory) / BEST_JSON
         best = json.loads(path.read_text()) if path.is_file() else None
-        if best is None or metrics[best_metric] > best["value"]:
+        if best is None or metrics[best_metric] >= best["value"]:  # ties: the later, as orbax BestN
             path.write_text(json.dumps({"step": step, "metric": best_metric, "value": metrics[best_metric]}))
 
 
