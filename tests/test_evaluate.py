@@ -38,7 +38,7 @@ def test_summary_by_hand_with_padding_and_verb_noun_names():
     assert s["per_class_accuracy"] == [1.0, 0.0, 0.5, None]
     assert s["mean_class_accuracy"] == pytest.approx((1 + 0 + 0.5) / 3)
     # verbs: take==take, take!=put, put==put, put!=take -> 2/4
-    # nouns: cup==cup, 'spoon,cup'!=cup, cup==cup, jar... no: cup==cup -> 3/4
+    # nouns: cup==cup, 'spoon,cup'!=cup, cup==cup, cup==cup -> 3/4
     assert s["verb_accuracy"] == pytest.approx(2 / 4)
     assert s["noun_accuracy"] == pytest.approx(3 / 4)
     assert s["top5"] == pytest.approx(1.0)  # 4 classes: top-5 is everything
