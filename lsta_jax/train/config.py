@@ -67,7 +67,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.adam_eps = 1e-4
     c.init_from = ""  # stage-1 workdir, converted model dir (lsta_rgb or resnet34)
     c.init_which = "latest"  # the reference's stage 2 starts from the LAST stage-1 checkpoint
-    c.eval_every_steps = 0  # 0 = only at the end; set from epochs by the dataset configs
+    c.eval_every_steps = 0  # 0 = only at the end (unless eval_every_epochs)
+    c.eval_every_epochs = 5  # the reference evaluates every 5 epochs (`--evalInterval 5`); 0 = off
     c.checkpoint_every_steps = 1000
     c.keep_checkpoints = 2
     c.best_metric = "top1"
@@ -83,6 +84,20 @@ def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.num_epochs = 100
     c.lr_milestones = (25, 75)
     return c
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
+    """'split=3,stage=2' (or a bare value for the first default) -> defaults updated, with their types."""
+    values = dict(defaults)
+    first = next(iter(defaults)) if defaults else None
+    for item in filter(None, (arg or "").split(",")):
+        key, sep, text = item.partition("=")
+        if not sep:
+            key, text = first, item
+        if key not in values:
+            raise KeyError(f"config arg {item!r}: unknown key {key!r}; known: {sorted(values)}")
+        values[key] = type(defaults[key])(text)
+    return values
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:

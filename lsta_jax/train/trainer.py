@@ -281,6 +281,8 @@ def train_and_evaluate(
     workdir.mkdir(parents=True, exist_ok=True)
     primary = jax.process_index() == 0
     data = make_data(config) if data is None else data
+    if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
+        config.model.num_classes = len(data.class_names)
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
@@ -343,6 +345,8 @@ def train_and_evaluate(
     summary: dict[str, Any] = {}
     last_saved = start_step if resume_step is not None else None
     eval_every = config.eval_every_steps if config.eval_every_steps > 0 else num_steps
+    if config.eval_every_steps <= 0 and config.get("eval_every_epochs", 0) > 0:
+        eval_every = config.eval_every_epochs * steps_per_epoch
     step = start_step
     train_log: list[dict[str, jax.Array]] = []
     while step < num_steps:
