@@ -1,0 +1,167 @@
+"""Check lsta_jax's numerics against PyTorch on your own LSTA RGB checkpoint.
+
+    python -m lsta_jax.compare --torch-checkpoint best_checkpoint_stage2.pth.tar [--clip FRAMES_DIR_OR_NPY]
+        [--frames T] [--size 224] [--seed 0] [--tolerance 1e-4]
+
+Loads the authors'-format checkpoint (`{'epoch', 'model_state_dict', ...}` or a bare state dict, legacy or
+zip serialisation) twice: into our PyTorch reference (`lsta_jax.reference.torch_lsta`, a transcription of the
+authors' `attentionModel`, reference sections 2.1-2.5) and, through the converter, into the Flax model. Both
+run the same clip in float32 (highest matmul/conv precision, no TF32); the command prints, per output, the
+max absolute and max relative difference (max |jax - torch| / max |torch|), and the agreement of every
+argmax selection (k_t of the attention pooling, j_t of the output pooling) at every step. The network is
+piecewise (argmax), so selections are compared first: after a disagreeing selection the values are not
+expected to agree. Exit status 0 when all selections agree and every relative difference is within
+`--tolerance`, 1 otherwise.
+
+The clip: a frames directory or a video (preprocessed with `lsta_jax.data.load_clip`, the evaluation
+transform: Scale(256), CenterCrop(224), normalise), a `.npy` file holding an already normalised float32
+(T, H, W, 3) or (B, T, H, W, 3) array, or, without `--clip`, a random normal clip (1, T, size, size, 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTPUTS = ("logits", "features", "attention", "frame_features")
+
+
+def load_clip_argument(clip: str | None, frames: int, size: int, seed: int) -> np.ndarray:
+    """The (B, T, H, W, 3) float32 clip described by `--clip` (module docstring)."""
+    if clip is None:
+        return np.random.default_rng(seed).normal(size=(1, frames, size, size, 3)).astype(np.float32)
+    path = Path(clip)
+    if not path.exists():
+        raise FileNotFoundError(f"--clip {path}: no such file or directory")
+    if path.suffix == ".npy":
+        array = np.load(path)
+        if array.ndim == 4:
+            array = array[None]
+        if array.ndim != 5 or array.shape[-1] != 3:
+            raise ValueError(
+                f"--clip {path}: expected a (T, H, W, 3) or (B, T, H, W, 3) array, got {array.shape}"
+            )
+        return np.asarray(array, np.float32)
+    try:
+        from lsta_jax.data import load_clip
+    except ImportError as err:  # the data package is optional for this command
+        raise RuntimeError(f"--clip {path}: reading frames needs lsta_jax.data.load_clip ({err})") from err
+    return np.asarray(load_clip(str(path), num_frames=frames, size=size), np.float32)[None]
+
+
+def max_differences(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(max |ours - ref|, max |ours - ref| / max |ref|) in float64."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    diff = float(np.max(np.abs(ours - ref))) if ours.size else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    return diff, diff / scale if scale > 0 else diff
+
+
+def run_torch(torch_model: Any, clip: np.ndarray) -> dict[str, np.ndarray]:
+    """The reference on a (B, T, H, W, 3) clip; outputs batch-major and NHWC like the Flax model's."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    time_major = torch.from_numpy(np.ascontiguousarray(np.transpose(clip, (1, 0, 4, 2, 3))))
+    with torch.no_grad():
+        out = torch_model.eval()(time_major, details=True)
+    result = {k: v.numpy() for k, v in out.items()}
+    for key in ("attention", "attention_class", "pooling_class", "frame_features"):
+        result[key] = np.swapaxes(result[key], 0, 1)  # (T, B, ...) -> (B, T, ...)
+    return result
+
+
+def run_jax(model: Any, variables: Any, clip: np.ndarray) -> dict[str, np.ndarray]:
+    import jax
+
+    with jax.default_matmul_precision("highest"):
+        apply = jax.jit(model.apply, static_argnames=("return_selections", "return_frame_features"))
+        out = apply(variables, clip, return_selections=True, return_frame_features=True)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+def compare_outputs(
+    ours: dict[str, np.ndarray], ref: dict[str, np.ndarray], tolerance: float
+) -> tuple[bool, str]:
+    """A report of selection agreement and value differences; True when everything agrees."""
+    lines, ok = [], True
+    for key, label in (
+        ("attention_class", "k_t (attention pooling)"),
+        ("pooling_class", "j_t (output pooling)"),
+    ):
+        same = ours[key] == ref[key]
+        ok &= bool(same.all())
+        lines.append(f"selection {label}: {int(same.sum())}/{same.size} agree")
+        for b, t in zip(*np.nonzero(~same), strict=True):
+            lines.append(f"  sample {b} step {t}: jax {ours[key][b, t]} torch {ref[key][b, t]}")
+    lines.append(f"{'output':<16}{'shape':<22}{'max abs diff':>14}{'max rel diff':>14}")
+    for key in OUTPUTS:
+        diff, rel = max_differences(ours[key], ref[key])
+        ok &= rel <= tolerance
+        flag = "" if rel <= tolerance else f"  > tolerance {tolerance:g}"
+        lines.append(f"{key:<16}{str(tuple(ours[key].shape)):<22}{diff:>14.3e}{rel:>14.3e}{flag}")
+    return ok, "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lsta_jax.compare",
+        description="Run the Flax LSTA model and the PyTorch reference on one clip; print the differences.",
+    )
+    parser.add_argument("--torch-checkpoint", required=True, help="the authors'-format LSTA RGB checkpoint")
+    parser.add_argument(
+        "--clip", help="frames directory, video, or .npy of normalised frames (default: random)"
+    )
+    parser.add_argument("--frames", type=int, default=25, help="frames T sampled from the clip (default 25)")
+    parser.add_argument("--size", type=int, default=224, help="crop size (default 224)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random clip")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="max relative difference (default 1e-4)"
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow a full unpickle (executes code: trusted files only)",
+    )
+    args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be at least 1")
+
+    from lsta_jax.convert import CheckpointReadError, ConversionError
+    from lsta_jax.convert.lsta import convert_state_dict, torch_model_from_state_dict
+    from lsta_jax.convert.torch_io import read_torch_checkpoint
+    from lsta_jax.models.registry import create_model
+
+    start = time.time()
+    print(f"reading {args.torch_checkpoint} ...", flush=True)
+    try:
+        checkpoint = read_torch_checkpoint(args.torch_checkpoint, trust_pickle=args.trust_pickle)
+        converted = convert_state_dict(checkpoint.state_dict)
+        torch_model = torch_model_from_state_dict(converted.config, checkpoint.state_dict)
+        clip = load_clip_argument(args.clip, args.frames, args.size, args.seed)
+    except ConversionError as err:
+        print(f"error: {args.torch_checkpoint} is not an LSTA RGB checkpoint: {err}", file=sys.stderr)
+        return 2
+    except (ImportError, CheckpointReadError, OSError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"config {converted.config}; clip {clip.shape}", flush=True)
+
+    print("running the PyTorch reference ...", flush=True)
+    ref = run_torch(torch_model, clip)
+    print("running the Flax model ...", flush=True)
+    ours = run_jax(create_model(converted.kind, **converted.config), converted.variables, clip)
+    ok, report = compare_outputs(ours, ref, args.tolerance)
+    print(report)
+    print(f"{'OK' if ok else 'MISMATCH'} ({time.time() - start:.1f} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
