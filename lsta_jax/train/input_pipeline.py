@@ -113,28 +113,39 @@ def array_eval_batches(
         yield {"clip": clips[index], "label": labels[index], "mask": mask}
 
 
-def toy_clips(
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def toy_frames(
     num_clips: int, num_classes: int, num_frames: int, size: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Noise clips with a square moving in one of `num_classes` directions (class = direction).
+    """uint8 clips (N, T, size, size, 3): a bright square moving in one of `num_classes` directions.
 
     Recognising the class needs the motion across frames: every frame alone shows the same kind of square.
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(num_clips) % num_classes
     rng.shuffle(labels)
-    clips = rng.normal(0.0, 0.6, size=(num_clips, num_frames, size, size, 3)).astype(np.float32)
+    frames = rng.integers(30, 140, size=(num_clips, num_frames, size, size, 3), dtype=np.uint8)
     side = max(2, size // 5)
     for i, c in enumerate(labels):
         angle = 2 * np.pi * c / num_classes
         direction = np.array([np.sin(angle), np.cos(angle)])
         start = rng.uniform(side, size - 2 * side, 2) - direction * size * 0.15
         for t in range(num_frames):
-            y, x = np.clip(
-                start + direction * size * 0.3 * t / max(1, num_frames - 1), 0, size - side
-            ).astype(int)
-            clips[i, t, y : y + side, x : x + side, :] += 2.0
-    return clips, labels.astype(np.int32)
+            where = start + direction * size * 0.3 * t / max(1, num_frames - 1)
+            y, x = np.clip(where, 0, size - side).astype(int)
+            frames[i, t, y : y + side, x : x + side, :] = (235, 205, 60)
+    return frames, labels.astype(np.int32)
+
+
+def toy_clips(
+    num_clips: int, num_classes: int, num_frames: int, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`toy_frames` normalised as the reference (/255, ImageNet mean and std): float32 model input."""
+    frames, labels = toy_frames(num_clips, num_classes, num_frames, size, seed)
+    return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD, labels
 
 
 def make_data(config: Any) -> Data:
