@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# N processes on this machine (CPU, 2 devices each, gloo collectives), forming one global mesh: the multi-host
+# code path without a cluster. Usage: launch/local_multiprocess.sh N CONFIG WORKDIR [overrides]
+set -euo pipefail
+N=${1:?usage: $0 N CONFIG WORKDIR [overrides]}
+CONFIG=${2:?}
+WORKDIR=${3:?}
+shift 3
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
+pids=()
+for ((i = 0; i < N; i++)); do
+  JAX_PLATFORMS=cpu JAX_NUM_CPU_DEVICES=2 JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo \
+  JAX_COORDINATOR_ADDRESS=127.0.0.1:$PORT JAX_NUM_PROCESSES=$N JAX_PROCESS_ID=$i \
+    "$PY" -m lsta_jax.train --distributed --config "$CONFIG" --workdir "$WORKDIR" "$@" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+exit $status
