@@ -9,11 +9,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from test_train import leaves, tiny_config
 
 from lsta_jax.models import create_model
 from lsta_jax.train import trainer
 from lsta_jax.train.input_pipeline import make_data
-from test_train import leaves, tiny_config
 
 NUM_STEPS = 3
 ROOT = Path(__file__).resolve().parent.parent
