@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m lsta_jax.benchmarks.<name> --help`."""
