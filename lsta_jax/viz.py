@@ -30,6 +30,7 @@ DEFAULT_COLORMAP = "inferno"
 DEFAULT_ALPHA = 0.5
 STRIP_GAP = 4
 TITLE_HEIGHT = 16
+MIN_TILE = 128
 
 
 def denormalize(
@@ -85,6 +86,11 @@ def overlay_clip(
         blended = (1.0 - alpha) * frames[t].astype(np.float32) + alpha * heat
         out[t] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     return out
+
+
+def tile_factor(height: int, width: int, min_tile: int = MIN_TILE) -> int:
+    """Integer enlargement making the smaller frame side at least `min_tile` pixels (1 if it already is)."""
+    return max(1, -(-min_tile // max(1, min(height, width))))
 
 
 def strip_indices(num_frames: int, count: int) -> np.ndarray:
@@ -143,12 +149,18 @@ def write_overlays(
     count: int = 5,
     alpha: float = DEFAULT_ALPHA,
     colormap: str = DEFAULT_COLORMAP,
+    min_tile: int = MIN_TILE,
 ) -> tuple[Path, Path]:
     """`<directory>/<stem>.png` (strip) and `<stem>.gif` (all frames) from uint8 frames (T, H, W, 3) and maps.
 
     For a clip as the model saw it pass `denormalize(clip)`; a model on other inputs (e.g. a motion stream on
-    flow) passes the RGB frames its inputs come from.
+    flow) passes the RGB frames its inputs come from. Frames smaller than `min_tile` pixels are first
+    enlarged by the integer factor `tile_factor(H, W, min_tile)` (nearest neighbour), so that small clips
+    stay visible; the map is then upsampled to the enlarged frame.
     """
+    factor = tile_factor(*frames.shape[1:3], min_tile)
+    if factor > 1:
+        frames = np.repeat(np.repeat(frames, factor, axis=1), factor, axis=2)
     overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
     directory = Path(directory)
     png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)

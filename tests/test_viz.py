@@ -75,7 +75,7 @@ def test_strip_png_and_gif_have_the_documented_layout(tmp_path, title):
     pixels = rng.integers(0, 256, size=(T, H, W, 3), dtype=np.uint8)
     clip = ((pixels / 255.0 - MEAN) / STD).astype(np.float32)
     png, gif = viz.write_overlays(
-        tmp_path, "clip", viz.denormalize(clip), peaked_maps(), title=title, count=2
+        tmp_path, "clip", viz.denormalize(clip), peaked_maps(), title=title, count=2, min_tile=0
     )
 
     strip = Image.open(png)
@@ -92,6 +92,16 @@ def test_strip_png_and_gif_have_the_documented_layout(tmp_path, title):
 
     animation = Image.open(gif)
     assert animation.format == "GIF" and animation.n_frames == T and animation.size == (W, H)
+
+
+def test_small_frames_are_enlarged_to_a_visible_tile(tmp_path):
+    assert viz.tile_factor(H, W, 128) == 3 and viz.tile_factor(224, 300, 128) == 1
+    frames = np.random.default_rng(2).integers(0, 256, size=(T, H, W, 3), dtype=np.uint8)
+    png, gif = viz.write_overlays(tmp_path, "small", frames, peaked_maps(), count=5, min_tile=128)
+    strip = np.asarray(Image.open(png).convert("RGB"))
+    assert strip.shape == (2 * 3 * H + viz.STRIP_GAP, T * 3 * W + (T - 1) * viz.STRIP_GAP, 3)
+    np.testing.assert_array_equal(strip[: 3 * H : 3, : 3 * W : 3], frames[0])  # nearest-neighbour enlargement
+    assert Image.open(gif).size == (3 * W, 3 * H)
 
 
 def test_gif_frames_are_hottest_in_the_attention_peak_cell(tmp_path):
