@@ -154,6 +154,18 @@ def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, compilation_ca
     assert straight["top1"] == resumed["top1"]
     _, best = load_model(tmp_path / "straight", which="best")
     assert leaves(best).keys() == la.keys()
+    # stage 2 starts from the LAST checkpoint of a stage-1 workdir (the reference's `last_checkpoint_stage1`)
+    stage2 = tiny_config(trainable="stage2", init_from=str(tmp_path / "straight"))
+    model2 = create_model("lsta_rgb", **trainer.model_config(stage2))
+    scratch = trainer.init_variables(model2, stage2, jax.random.PRNGKey(9))
+    grafted = leaves(trainer.load_init(stage2, scratch))
+    for k in la:
+        assert grafted[k].tobytes() == la[k].tobytes(), k
+    with pytest.raises(ValueError, match="does not fit"):
+        other = tiny_config(init_from=str(tmp_path / "straight"))
+        other.model.num_classes = 5
+        model5 = create_model("lsta_rgb", **trainer.model_config(other))
+        trainer.load_init(other, trainer.init_variables(model5, other, jax.random.PRNGKey(9)))
     # the data iterator state went into the checkpoint
     assert (tmp_path / "straight" / "checkpoints" / "5" / "data" / "process_0-of-1.json").is_file()
 
