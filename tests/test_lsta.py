@@ -137,7 +137,7 @@ def test_remat_bfloat16_and_registry(small):
     assert out["logits"].dtype == jnp.float32 and np.all(np.isfinite(out["logits"]))
     with pytest.raises(ValueError, match="mem_size"):
         jax.eval_shape(create_model("lsta_rgb", **{**SMALL, "mem_size": 64}).init, jax.random.key(0), clip)
-    with pytest.raises(ValueError, match="unknown lsta_rgb config keys"):
+    with pytest.raises(ValueError, match="unknown LSTAClassifier config keys"):
         create_model("lsta_rgb", bogus=1)
     with pytest.raises(ValueError, match="unknown LSTA variant"):
         jax.eval_shape(create_model("lsta_rgb", **SMALL, variant="nope").init, jax.random.key(0), clip)

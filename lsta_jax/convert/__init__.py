@@ -38,6 +38,7 @@ from lsta_jax.convert.torch_io import CheckpointReadError
 CONVERTERS: dict[str, str] = {
     "resnet34": "lsta_jax.convert.resnet",
     "lsta_rgb": "lsta_jax.convert.lsta",
+    "convlstm_rgb": "lsta_jax.convert.ego_rnn",
 }
 
 __all__ = [

@@ -204,3 +204,46 @@ class LSTACell(nn.Module):
 
         new_carry = ((a_t, s_t), (c_t, o_t))
         return new_carry, {"attention": attention, "pooling_class": pooling_class, "x_att": x_att}
+
+
+# (h, c): hidden state and memory, each (B, H, W, K), the order of ego-rnn's `MyConvLSTMCell`.
+ConvLSTMCarry = tuple[Array, Array]
+
+
+class ConvLSTMCell(nn.Module):
+    """One step of ego-rnn's `MyConvLSTMCell` (reference 4.5), the recurrent unit of the ego-rnn baseline.
+
+    Parameter names are ego-rnn's: conv_{i,f,c,o}_xx (3x3, K_in -> K, with bias) on the input and
+    conv_{i,f,c,o}_hh (3x3, K -> K, no bias) on h_{t-1}; xavier-normal weights, zero biases.
+      i, f, o = σ(conv_{i,f,o}_xx(x_t) + conv_{i,f,o}_hh(h_{t-1}))
+      c~ = tanh(conv_c_xx(x_t) + conv_c_hh(h_{t-1}))
+      c_t = c~ i + c_{t-1} f;  h_t = o tanh(c_t)
+    `__call__(carry, x)` with carry (h, c) from `initial_carry` (zeros, as the ego-rnn model passes) returns
+    `((h_t, c_t), {})`.
+    """
+
+    mem_size: int = 512
+    dtype: Any = jnp.float32
+
+    @staticmethod
+    def initial_carry(batch: int, height: int, width: int, mem_size: int) -> ConvLSTMCarry:
+        zeros = jnp.zeros((batch, height, width, mem_size), jnp.float32)
+        return zeros, zeros
+
+    @nn.compact
+    def __call__(self, carry: ConvLSTMCarry, x: Array) -> tuple[ConvLSTMCarry, dict[str, Array]]:
+        h_prev, c_prev = carry
+        k = self.mem_size
+
+        def gate(g: str) -> Array:
+            xx = gate_conv(k, True, f"conv_{g}_xx", self.dtype)(x)
+            hh = gate_conv(k, False, f"conv_{g}_hh", self.dtype)(h_prev)
+            return xx.astype(jnp.float32) + hh.astype(jnp.float32)
+
+        i = jax.nn.sigmoid(gate("i"))
+        f = jax.nn.sigmoid(gate("f"))
+        c_tilde = jnp.tanh(gate("c"))
+        c_t = c_tilde * i + c_prev * f
+        o = jax.nn.sigmoid(gate("o"))
+        h_t = o * jnp.tanh(c_t)
+        return (h_t, c_t), {}

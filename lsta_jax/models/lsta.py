@@ -52,6 +52,59 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
 }
 
 
+def frame_features_and_cam(
+    clip: jax.Array,
+    stage_sizes: Sequence[int],
+    widths: Sequence[int],
+    attention_classes: int,
+    dtype: Any,
+    remat: bool,
+    attention: bool = True,
+) -> dict[str, jax.Array]:
+    """Steps 1-2 of reference 2.1 for all B*T frames in one backbone call; call inside a compact method.
+
+    Creates the backbone submodule `resNet` (ImageNet `fc` of `attention_classes` outputs, BatchNorm in
+    inference mode) in the calling module. Returns the backbone's outputs for the folded (B*T, ...) frames
+    (`layer4`, `layer4_prebn`, `pooled`, `logits`) plus `cam` (B*T, h, w) ν_a = ς(layer4, fc) and
+    `attention_class` (B*T,) k_t; without `attention` the map is zeros and the class -1.
+    """
+    if clip.ndim != 5 or clip.shape[-1] != 3:
+        raise ValueError(f"expected a (B, T, H, W, 3) clip, got shape {tuple(clip.shape)}")
+    b, t, height, width, channels = clip.shape
+    backbone_cls = nn.remat(ResNet) if remat else ResNet
+    backbone = backbone_cls(
+        stage_sizes=tuple(stage_sizes),
+        widths=tuple(widths),
+        num_classes=attention_classes,
+        include_fc=True,
+        dtype=dtype,
+        name="resNet",
+    )
+    out = dict(backbone(clip.reshape(b * t, height, width, channels)))
+    n, h, w, _ = out["layer4"].shape
+    if attention:
+        fc_kernel = backbone.variables["params"]["fc"]["kernel"]
+        out["cam"], out["attention_class"] = selector.attention_pooling(
+            out["layer4"], fc_kernel.astype(jnp.float32), scores=out["logits"]
+        )
+    else:
+        out["cam"] = jnp.zeros((n, h, w), jnp.float32)
+        out["attention_class"] = jnp.full((n,), -1, jnp.int32)
+    return out
+
+
+def classifier_head(features: jax.Array, num_classes: int, dropout_rate: float, train: bool) -> jax.Array:
+    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `fc`
+    with torch's default Linear init; call inside a compact method (creates the submodule `fc`)."""
+    dropped = nn.Dropout(dropout_rate, deterministic=not train)(features)
+    return nn.Dense(
+        num_classes,
+        kernel_init=torch_linear_kernel_init,
+        bias_init=torch_linear_bias_init(features.shape[-1]),
+        name="fc",
+    )(dropped)
+
+
 class LSTAClassifier(nn.Module):
     """LSTA RGB classifier (registered as kind `lsta_rgb`).
 
@@ -109,31 +162,19 @@ class LSTAClassifier(nn.Module):
             raise ValueError(
                 f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
             )
-        if clip.ndim != 5 or clip.shape[-1] != 3:
-            raise ValueError(f"LSTA expects a (B, T, H, W, 3) clip, got shape {tuple(clip.shape)}")
         attention_on, output_on, bias_on = VARIANTS[self.variant]
-        b, t, height, width, channels = clip.shape
-
-        backbone_cls = nn.remat(ResNet) if self.remat else ResNet
-        backbone = backbone_cls(
-            stage_sizes=tuple(self.backbone_stage_sizes),
-            widths=tuple(self.backbone_widths),
-            num_classes=self.attention_classes,
-            include_fc=True,
-            dtype=self.dtype,
-            name="resNet",
+        b, t = clip.shape[:2]
+        out = frame_features_and_cam(
+            clip,
+            self.backbone_stage_sizes,
+            self.backbone_widths,
+            self.attention_classes,
+            self.dtype,
+            self.remat,
+            attention_on,
         )
-        out = backbone(clip.reshape(b * t, height, width, channels))
         h, w, k = out["layer4"].shape[1:]
-
-        if attention_on:
-            fc_kernel = backbone.variables["params"]["fc"]["kernel"]
-            cam, attention_class = selector.attention_pooling(
-                out["layer4"], fc_kernel.astype(jnp.float32), scores=out["logits"]
-            )
-        else:
-            cam = jnp.zeros((b * t, h, w), jnp.float32)
-            attention_class = jnp.full((b * t,), -1, jnp.int32)
+        cam, attention_class = out["cam"], out["attention_class"]
 
         scan_cell = nn.scan(
             LSTACell,
@@ -160,13 +201,7 @@ class LSTAClassifier(nn.Module):
         )
 
         features = selector.spatial_mean(c_last)
-        dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
-        logits = nn.Dense(
-            self.num_classes,
-            kernel_init=torch_linear_kernel_init,
-            bias_init=torch_linear_bias_init(self.mem_size),
-            name="fc",
-        )(dropped)
+        logits = classifier_head(features, self.num_classes, self.dropout_rate, train)
 
         result = {"logits": logits, "features": features, "attention": steps["attention"]}
         if return_selections:
@@ -177,13 +212,14 @@ class LSTAClassifier(nn.Module):
         return result
 
 
-def config_to_attributes(config: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON config of kind `lsta_rgb` -> LSTAClassifier attributes (dtype string -> dtype, lists -> tuple)."""
+def config_to_attributes(config: Mapping[str, Any], module: type[nn.Module] | None = None) -> dict[str, Any]:
+    """JSON config -> module attributes (dtype string -> dtype, lists -> tuples); unknown keys: error."""
+    module = module or LSTAClassifier
     attrs = dict(config)
-    known = set(LSTAClassifier.__dataclass_fields__) - {"parent", "name"}
+    known = set(module.__dataclass_fields__) - {"parent", "name"}
     unknown = set(attrs) - known
     if unknown:
-        raise ValueError(f"unknown lsta_rgb config keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ValueError(f"unknown {module.__name__} config keys {sorted(unknown)}; known: {sorted(known)}")
     if isinstance(attrs.get("dtype"), str):
         attrs["dtype"] = jnp.dtype(attrs["dtype"])
     for key in ("backbone_stage_sizes", "backbone_widths"):

@@ -1,0 +1,73 @@
+"""ego-rnn RGB state dicts (reference 4.5, 7) -> Flax variables of kind `convlstm_rgb`.
+
+Keys: `resNet.*` (torchvision ResNet-34 names), `weight_softmax` (the same tensor as `resNet.fc.weight`),
+`lstm_cell.conv_{i,f,c,o}_xx.{weight,bias}`, `lstm_cell.conv_{i,f,c,o}_hh.weight`, `fc.*` and possibly the
+duplicate `classifier.1.*`. Both duplicates are checked for equality and dropped; the rest is filled
+strictly by `mapping.fill_variables`. The config is read from the shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lsta_jax.convert import ConvertedModel
+from lsta_jax.convert.lsta import RESNET_PREFIX, merge_duplicates
+from lsta_jax.convert.mapping import (
+    ConversionError,
+    NameMap,
+    conv_entries,
+    dense_entries,
+    fill_variables,
+    nest,
+)
+from lsta_jax.convert.resnet import infer_resnet_layout, resnet_name_map
+
+KIND = "convlstm_rgb"
+
+
+def ego_rnn_name_map(config: Mapping[str, Any]) -> NameMap:
+    """Torch key -> Flax target for every tensor of a `convlstm_rgb` model (duplicates excluded)."""
+    backbone = resnet_name_map(tuple(config["backbone_stage_sizes"]), tuple(config["backbone_widths"]))
+    name_map = nest(backbone, RESNET_PREFIX, ("resNet",))
+    for g in ("i", "f", "c", "o"):
+        name_map |= conv_entries(f"lstm_cell.conv_{g}_xx", ("lstm_cell", f"conv_{g}_xx"), bias=True)
+        name_map |= conv_entries(f"lstm_cell.conv_{g}_hh", ("lstm_cell", f"conv_{g}_hh"), bias=False)
+    name_map |= dense_entries("fc", ("fc",))
+    return name_map
+
+
+def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> ConvertedModel:
+    """An ego-rnn RGB state dict (numpy arrays) -> `ConvertedModel` of kind `convlstm_rgb`."""
+    from lsta_jax.checkpoint import abstract_variables
+    from lsta_jax.models.registry import create_model
+
+    merged = merge_duplicates(state_dict)
+    if "weight_softmax" in merged:
+        softmax = merged.pop("weight_softmax")
+        fc = merged.get("resNet.fc.weight")
+        if fc is None or np.shape(fc) != np.shape(softmax) or not np.array_equal(fc, softmax):
+            raise ConversionError(
+                "weight_softmax differs from resNet.fc.weight; in ego-rnn they are one tensor"
+            )
+    absent = [k for k in ("fc.weight", "lstm_cell.conv_i_xx.weight", "resNet.fc.weight") if k not in merged]
+    if absent:
+        raise ConversionError(f"not an ego-rnn RGB state dict: no {', '.join(absent)}", missing=absent)
+    layout = infer_resnet_layout(
+        {k[len(RESNET_PREFIX) :]: v for k, v in merged.items() if k.startswith(RESNET_PREFIX)}
+    )
+    config = {
+        "num_classes": int(np.shape(merged["fc.weight"])[0]),
+        "mem_size": int(np.shape(merged["fc.weight"])[1]),
+        "attention_classes": int(layout["num_classes"]),
+        "backbone_stage_sizes": [int(s) for s in layout["stage_sizes"]],
+        "backbone_widths": [int(w) for w in layout["widths"]],
+        "dropout_rate": 0.7,
+        "dtype": "float32",
+        "remat": False,
+    }
+    model = create_model(KIND, **config)
+    variables = fill_variables(merged, ego_rnn_name_map(config), abstract_variables(model, KIND, config))
+    return ConvertedModel(KIND, config, variables, num_classes=config["num_classes"])
