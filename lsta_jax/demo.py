@@ -1,8 +1,8 @@
 """`make demo`: build synthetic data, train LSTA from scratch, evaluate it, predict a few clips with overlays.
 
 Steps (all on the CPU, a few minutes on 2 cores):
-1. data: the `synthetic_ego` tfds builder of `lsta_jax.data` when it is available, else the in-memory `toy`
-   clips (a square moving in one of 8 directions; `configs/synthetic.py:toy`);
+1. data: the in-memory `toy` clips (a square moving in one of 8 directions; `configs/synthetic.py:toy`), or
+   with `--dataset synthetic_ego` the tfds builder of `lsta_jax.data` (`configs/synthetic.py`);
 2. train: `lsta_jax.train` with `configs/synthetic.py` (small ResNet, everything trainable since no ImageNet
    weights are available offline) into OUTPUT/workdir;
 3. evaluate: `lsta_jax.evaluate` on the best checkpoint (top-1, mean class accuracy, confusion matrix PNG);
@@ -23,16 +23,6 @@ from typing import Any
 import numpy as np
 
 
-def synthetic_ego_available() -> bool:
-    """True when `lsta_jax.data` provides the synthetic_ego builder (the data issue)."""
-    try:
-        import lsta_jax.data as data
-
-        return hasattr(data, "SyntheticEgo") or hasattr(data, "synthetic_ego")
-    except ImportError:
-        return False
-
-
 def export_frame_folders(
     frames: np.ndarray, labels: np.ndarray, names: list[str], directory: Path
 ) -> list[Path]:
@@ -49,11 +39,11 @@ def export_frame_folders(
     return folders
 
 
-def demo_config(fast: bool) -> Any:
+def demo_config(fast: bool, dataset: str = "toy") -> Any:
     from lsta_jax.train.config import load_config
 
     root = Path(__file__).resolve().parent.parent / "configs" / "synthetic.py"
-    config = load_config(f"{root}:toy" if not synthetic_ego_available() else str(root))
+    config = load_config(f"{root}:toy" if dataset == "toy" else str(root))
     if fast:  # for a quick look (tests): fewer steps
         config.num_epochs = 2
     config.eval_every_epochs = 0
@@ -72,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh", action="store_true", help="delete OUTPUT first (else a finished run resumes)"
     )
     parser.add_argument("--fast", action="store_true", help="2 epochs only (a smoke test, low accuracy)")
+    parser.add_argument("--dataset", default="toy", choices=("toy", "synthetic_ego"), help="training data")
     parser.add_argument("--num-predict", type=int, default=4, help="clips to predict with overlays")
     args = parser.parse_args(argv)
 
@@ -83,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    config = demo_config(args.fast)
+    config = demo_config(args.fast, args.dataset)
     d = config.data
     print(
         f"[1/4] data: {d.name} ({'tfds builder' if d.name != 'toy' else 'in-memory toy clips'}), "
@@ -155,7 +146,8 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
 
             frames, labels = example_frames(config, count)
         except (ImportError, AttributeError) as e:
-            print(f"      (no exported synthetic_ego clips: {e}); using toy clips instead")
+            print(f"      cannot export synthetic_ego clips ({e}); prediction skipped")
+            return []
     folders = export_frame_folders(frames, labels, names, out / "clips")
     try:
         from lsta_jax.predict import predict
@@ -185,7 +177,7 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
         top_k=3,
         num_frames=d.num_frames,
         size=d.crop_size,
-        resize_shorter=d.resize_shorter,
+        resize_shorter=d.crop_size,  # exported frames are already crops
         attention_dir=out / "overlays",
         loader=use_loader,
         workers=1,

@@ -1,0 +1,81 @@
+"""Training input from the tfds builders of `lsta_jax.data` (synthetic_ego, gtea61, gtea71, egtea_gaze_plus,
+epic_kitchens55), read without tensorflow through `as_data_source` and the data package's grain loaders.
+
+The builder is prepared on first use (`config.data.manual_dir` holds raw frames in the authors' layout for the
+real datasets). Class names come from the builder's `label` feature. Loader contract (lsta_jax.data):
+`make_train_loader(source, global_batch_size, seed, num_frames, crop_size, resize_shorter, shuffle, ...)`
+-> an iterator of this process's {'clip', 'label'} with get_state/set_state; `make_eval_loader(source,
+global_batch_size, num_frames, crop_size, resize_shorter, ...)` -> batches with a `mask`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsta_jax.train.input_pipeline import IMAGENET_MEAN, IMAGENET_STD, Data
+
+
+def _builder(config: Any) -> Any:
+    import tensorflow_datasets as tfds
+
+    import lsta_jax.data  # noqa: F401  (registers the builders)
+
+    d = config.data
+    name = d.name + (f"/{d.builder_config}" if d.builder_config else "")
+    builder = tfds.builder(name, data_dir=d.data_dir or None)
+    if not builder.is_prepared():
+        print(f"building tfds dataset {name} (first use)...", flush=True)
+        download_config = tfds.download.DownloadConfig(manual_dir=d.manual_dir or None)
+        builder.download_and_prepare(download_config=download_config, file_format="array_record")
+    return builder
+
+
+def make_data(config: Any) -> Data:
+    """`Data` for a tfds builder of lsta_jax.data (see the module docstring)."""
+    from lsta_jax import data as data_lib
+
+    for name in ("make_train_loader", "make_eval_loader"):
+        if not hasattr(data_lib, name):
+            raise ImportError(
+                f"lsta_jax.data has no {name}: dataset {config.data.name!r} cannot be loaded yet"
+            )
+    d = config.data
+    builder = _builder(config)
+    train_source = builder.as_data_source(split=d.train_split)
+    eval_source = builder.as_data_source(split=d.eval_split)
+    class_names = list(builder.info.features["label"].names)
+    geometry = dict(num_frames=d.num_frames, crop_size=d.crop_size, resize_shorter=d.resize_shorter)
+    train = data_lib.make_train_loader(
+        train_source,
+        global_batch_size=config.global_batch_size,
+        seed=config.seed,
+        shuffle=config.shuffle,
+        **geometry,
+    )
+    return Data(
+        train=iter(train) if not hasattr(train, "get_state") else train,
+        make_eval=lambda: iter(
+            data_lib.make_eval_loader(eval_source, global_batch_size=config.eval_batch_size, **geometry)
+        ),
+        class_names=class_names,
+        steps_per_epoch=max(1, len(train_source) // config.global_batch_size),
+        num_train=len(train_source),
+        num_eval=len(eval_source),
+    )
+
+
+def example_frames(config: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` evaluation clips as uint8 frames (the normalised eval clips mapped back to pixels)."""
+    data = make_data(config)
+    clips, labels = [], []
+    for batch in data.make_eval():
+        keep = np.asarray(batch["mask"], bool)
+        clips.append(np.asarray(batch["clip"])[keep])
+        labels.append(np.asarray(batch["label"])[keep])
+        if sum(len(x) for x in labels) >= count:
+            break
+    clip = np.concatenate(clips)[:count]
+    pixels = np.clip(np.rint((clip * IMAGENET_STD + IMAGENET_MEAN) * 255.0), 0, 255).astype(np.uint8)
+    return pixels, np.concatenate(labels)[:count]
