@@ -1,0 +1,50 @@
+"""Data: tfds builders (no tensorflow), the reference's sampling and transforms, grain pipelines, load_clip.
+
+Public interface (others code against these):
+- `load_clip(source, num_frames=25, size=224, resize_shorter=256, min_frames=5) -> np.ndarray` float32
+  (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (reference 5).
+- Builders, registered with tfds: `gtea61`, `gtea71` (configs split1..split4), `egtea_gaze_plus` (split1..3),
+  `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`).
+  `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
+  `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
+  Command line: `python -m lsta_jax.data.build NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`, or
+  `tfds build --imports lsta_jax.data NAME --data_dir DIR --manual_dir RAW --config splitK`.
+- `make_train_loader(data_source, *, global_batch_size, seed, num_frames=25, crop_size=224,
+  resize_shorter=256, shuffle=True, modality='rgb', label_key='label', shard_by_process=True,
+  process_index=None, process_count=None, worker_count=None, num_epochs=None)` and
+  `make_eval_loader(data_source, *, global_batch_size, ...same geometry..., process_index, process_count,
+  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label'} (+ 'mask' for eval); iterators
+  have get_state()/set_state(). `shuffle=True` by default; the reference's training loader is NOT shuffled
+  (pass shuffle=False to reproduce it).
+- `synthetic.export_clips(SyntheticOptions(...), directory, split, count, formats)` and
+  `python -m lsta_jax.data.build export --output DIR`: synthetic clips as frame folders and .mp4 files.
+- `transforms`: one function per reference rule (sampling, Scale, crops, flip, normalisation, flow stacks).
+"""
+
+from lsta_jax.data import transforms
+from lsta_jax.data.build import BUILDERS, build, builder, class_names
+from lsta_jax.data.clip_io import load_clip
+from lsta_jax.data.egtea import EgteaGazePlus
+from lsta_jax.data.epic_kitchens import EpicKitchens55
+from lsta_jax.data.gtea import Gtea61, Gtea71
+from lsta_jax.data.pipeline import make_eval_loader, make_train_loader, num_eval_batches
+from lsta_jax.data.synthetic import SyntheticEgo, SyntheticOptions, export_clips
+
+__all__ = [
+    "BUILDERS",
+    "EgteaGazePlus",
+    "EpicKitchens55",
+    "Gtea61",
+    "Gtea71",
+    "SyntheticEgo",
+    "SyntheticOptions",
+    "build",
+    "builder",
+    "class_names",
+    "export_clips",
+    "load_clip",
+    "make_eval_loader",
+    "make_train_loader",
+    "num_eval_batches",
+    "transforms",
+]

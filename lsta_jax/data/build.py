@@ -1,0 +1,132 @@
+"""Build the datasets from Python or the command line; export synthetic clips as frame folders and mp4s.
+
+    python -m lsta_jax.data.build synthetic_ego --data_dir /tmp/tfds
+    python -m lsta_jax.data.build synthetic_ego --data_dir /tmp/tfds --num-train 120 --frame-size 96
+    python -m lsta_jax.data.build gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
+    python -m lsta_jax.data.build export --output /tmp/clips --count 4      # synthetic frame folders + .mp4
+The `tfds build` command works too (no tensorflow needed):
+    tfds build lsta_jax/data/gtea.py --config split2 --manual_dir /data/gtea_61 --data_dir DIR
+    tfds build --imports lsta_jax.data synthetic_ego --data_dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from lsta_jax.data import synthetic
+from lsta_jax.data.egtea import EgteaGazePlus
+from lsta_jax.data.epic_kitchens import EpicKitchens55
+from lsta_jax.data.gtea import Gtea61, Gtea71
+
+BUILDERS = {
+    "gtea61": Gtea61,
+    "gtea71": Gtea71,
+    "egtea_gaze_plus": EgteaGazePlus,
+    "epic_kitchens55": EpicKitchens55,
+    "synthetic_ego": synthetic.SyntheticEgo,
+}
+
+
+def builder(
+    name: str, data_dir: str | Path, config: str | None = None, **synthetic_options
+) -> tfds.core.DatasetBuilder:
+    """The builder object (not built); `synthetic_options` are fields of `synthetic.SyntheticOptions`."""
+    if name not in BUILDERS:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(BUILDERS)}")
+    cls = BUILDERS[name]
+    kwargs = dict(data_dir=str(data_dir), file_format="array_record")
+    if name == "synthetic_ego" and synthetic_options:
+        options = dataclasses.replace(synthetic.SyntheticOptions(), **synthetic_options)
+        options.validate()
+        return cls(config=synthetic.SyntheticEgoConfig(options, name=config), **kwargs)
+    if synthetic_options:
+        raise TypeError(f"{name}: options {sorted(synthetic_options)} only apply to synthetic_ego")
+    if config is None and cls.BUILDER_CONFIGS:
+        config = cls.BUILDER_CONFIGS[0].name
+    return cls(config=config, **kwargs)
+
+
+def build(
+    name: str,
+    data_dir: str | Path,
+    manual_dir: str | Path | None = None,
+    config: str | None = None,
+    **synthetic_options,
+) -> tfds.core.DatasetBuilder:
+    """Build (once; later calls reuse the files) and return the builder: `.as_data_source(split)`,
+    `.info.features['label'].names`."""
+    b = builder(name, data_dir, config, **synthetic_options)
+    download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
+    b.download_and_prepare(download_config=download_config)
+    return b
+
+
+def class_names(b: tfds.core.DatasetBuilder, key: str = "label") -> list[str]:
+    """The ClassLabel names of a built dataset (they travel into checkpoints)."""
+    return list(b.info.features[key].names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lsta_jax.data.build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", help=f"one of {sorted(BUILDERS)} or 'export'")
+    parser.add_argument(
+        "--data_dir", "--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)"
+    )
+    parser.add_argument(
+        "--manual_dir", "--manual-dir", default=None, help="raw frames in the authors' layout"
+    )
+    parser.add_argument("--config", default=None, help="builder config, e.g. split2")
+    parser.add_argument("--output", default="synthetic_clips", help="export: output folder")
+    parser.add_argument("--count", type=int, default=4, help="export: clips to write")
+    parser.add_argument("--split", default="test", help="export: train or test")
+    parser.add_argument("--formats", default="frames,mp4", help="export: frames and/or mp4")
+    for field in dataclasses.fields(synthetic.SyntheticOptions):
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", type=int, default=None, help=f"synthetic: {field.name}"
+        )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    options = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(synthetic.SyntheticOptions)
+        if getattr(args, f.name) is not None
+    }
+    try:
+        if args.name == "export":
+            written = synthetic.export_clips(
+                dataclasses.replace(synthetic.SyntheticOptions(), **options),
+                args.output,
+                split=args.split,
+                count=args.count,
+                formats=args.formats.split(","),
+            )
+            print(json.dumps(written, indent=1))
+            return 0
+        start = time.time()
+        data_dir = args.data_dir or str(Path("~/tensorflow_datasets").expanduser())
+        b = build(args.name, data_dir, args.manual_dir, args.config, **options)
+    except (KeyError, FileNotFoundError, ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sizes = {split: info.num_examples for split, info in b.info.splits.items()}
+    print(
+        f"{b.name}/{b.builder_config.name}: {sizes} clips, {len(class_names(b))} classes in {b.data_dir} "
+        f"({time.time() - start:.1f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

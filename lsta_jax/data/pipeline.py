@@ -1,0 +1,239 @@
+"""grain pipelines over the builders' data sources: per-process shards, seeded shuffle, workers augment.
+
+Train (`make_train_loader`): an infinite `grain.DataLoader`; `grain.samplers.IndexSampler` gives this process
+the contiguous shard `process_index` of `process_count` (`jax.process_index/count` unless overridden) and,
+with `shuffle=True` (default), a new seeded permutation of the shard every epoch. `shuffle=False` keeps the
+builder's order, i.e. the reference's unshuffled training DataLoader (reference 5). Every clip gets ONE random
+draw (flip, corner-crop scale and position, flow stack start) from grain's per-record generator, derived from
+`seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
+Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L) for a flow stack,
+`label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
+never produced (the stream is infinite).
+
+Eval (`make_eval_loader`): one pass in the builder's order, the split padded (with copies of record 0) to a
+multiple of the global batch; `mask` bool (b,) is False on the padding, so every example counts exactly once
+over all processes. Returns the DataLoader; `iter()` starts a fresh pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import numpy as np
+
+from lsta_jax.data import transforms as T
+from lsta_jax.data.clip_io import decode_image
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipGeometry:
+    num_frames: int = 25
+    crop_size: int = 224
+    resize_shorter: int = 256
+    modality: str = "rgb"  # 'rgb' (num_frames sampled frames) or 'flow' (one stack of `flow_stack` x/y pairs)
+    flow_stack: int = T.FLOW_STACK
+    label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
+
+
+def _name(element: dict[str, Any]) -> str:
+    name = element.get("name", b"clip")
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _rgb_frames(element: dict[str, Any], num_frames: int) -> list:
+    stored = element["frames"]
+    name = _name(element)
+    if len(stored) == 0:
+        raise ValueError(f"{name}: the record has no frames")
+    return [
+        decode_image(stored[k - 1], "RGB", f"{name} frame {k}")
+        for k in T.sample_indices(len(stored), num_frames)
+    ]
+
+
+def _flow_images(element: dict[str, Any], start: int, stack: int) -> tuple[list, list]:
+    name = _name(element)
+    xs = [
+        decode_image(element["flow_x"][k - 1], "L", f"{name} flow_x {k}") for k in range(start, start + stack)
+    ]
+    ys = [
+        decode_image(element["flow_y"][k - 1], "L", f"{name} flow_y {k}") for k in range(start, start + stack)
+    ]
+    return xs, ys
+
+
+def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: ClipGeometry) -> dict:
+    """One training example: sampled frames (or a flow stack) with one augmentation draw for the clip."""
+    g = geometry
+    draw = T.draw_train_params(rng)
+    if g.modality == "flow":
+        start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
+        xs, ys = _flow_images(element, start, g.flow_stack)
+        xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
+        ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
+        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+    else:
+        frames = _rgb_frames(element, g.num_frames)
+        clip = T.normalize_rgb(
+            np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
+        )
+    return {"clip": clip, "label": np.int32(element[g.label_key])}
+
+
+def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
+    """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
+    g = geometry
+    if g.modality == "flow":
+        start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
+        xs, ys = _flow_images(element, start, g.flow_stack)
+        xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
+        ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
+        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+    else:
+        frames = _rgb_frames(element, g.num_frames)
+        clip = T.normalize_rgb(
+            np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
+        )
+    return {"clip": clip, "label": np.int32(element[g.label_key])}
+
+
+class TrainTransform(grain.transforms.RandomMap):
+    def __init__(self, geometry: ClipGeometry) -> None:
+        self.geometry = geometry
+
+    def random_map(self, element, rng: np.random.Generator):
+        return train_example(element, rng, self.geometry)
+
+
+class EvalTransform(grain.transforms.Map):
+    def __init__(self, geometry: ClipGeometry) -> None:
+        self.geometry = geometry
+
+    def map(self, element):
+        element, real = element
+        out = eval_example(element, self.geometry)
+        out["mask"] = np.bool_(real)
+        return out
+
+
+class PaddedSource:
+    """A random-access source padded to `length` with copies of record 0; items are (record, is_real)."""
+
+    def __init__(self, source: Any, length: int) -> None:
+        self.source, self.length, self.size = source, length, len(source)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        return (self.source[index], True) if index < self.size else (self.source[0], False)
+
+    def __repr__(self) -> str:
+        return f"PaddedSource({self.source!r}, {self.length})"
+
+
+def _processes(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    return process_index, process_count
+
+
+def default_worker_count() -> int:
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _local_batch(global_batch_size: int, process_count: int) -> int:
+    if global_batch_size % process_count:
+        raise ValueError(f"global batch {global_batch_size} is not divisible by {process_count} processes")
+    return global_batch_size // process_count
+
+
+def make_train_loader(
+    data_source: Sequence,
+    *,
+    global_batch_size: int,
+    seed: int,
+    num_frames: int = 25,
+    crop_size: int = 224,
+    resize_shorter: int = 256,
+    shuffle: bool = True,
+    modality: str = "rgb",
+    label_key: str = "label",
+    shard_by_process: bool = True,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    worker_count: int | None = None,
+    num_epochs: int | None = None,
+) -> grain.DataLoader:
+    """Infinite (or `num_epochs`) per-process train batches; see the module docstring.
+
+    `iter(loader)` gives a grain DataLoaderIterator with get_state() -> bytes and set_state(bytes).
+    """
+    pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
+    local = _local_batch(global_batch_size, pc)
+    if len(data_source) // pc < local:
+        raise ValueError(
+            f"{len(data_source)} training clips give {len(data_source) // pc} per process, fewer than one "
+            f"local batch ({local})"
+        )
+    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    sampler = grain.samplers.IndexSampler(
+        num_records=len(data_source),
+        shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=True),
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        seed=seed,
+    )
+    return grain.DataLoader(
+        data_source=data_source,
+        sampler=sampler,
+        operations=[TrainTransform(geometry), grain.transforms.Batch(local, drop_remainder=True)],
+        worker_count=default_worker_count() if worker_count is None else worker_count,
+    )
+
+
+def make_eval_loader(
+    data_source: Sequence,
+    *,
+    global_batch_size: int,
+    num_frames: int = 25,
+    crop_size: int = 224,
+    resize_shorter: int = 256,
+    modality: str = "rgb",
+    label_key: str = "label",
+    shard_by_process: bool = True,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    worker_count: int | None = None,
+) -> grain.DataLoader:
+    """One ordered pass with a padded last batch and a `mask`; see the module docstring."""
+    pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
+    local = _local_batch(global_batch_size, pc)
+    n = len(data_source)
+    if n == 0:
+        raise ValueError("the evaluation split is empty")
+    padded = -(-n // global_batch_size) * global_batch_size
+    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    sampler = grain.samplers.IndexSampler(
+        num_records=padded,
+        shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=False),
+        shuffle=False,
+        num_epochs=1,
+    )
+    return grain.DataLoader(
+        data_source=PaddedSource(data_source, padded),
+        sampler=sampler,
+        operations=[EvalTransform(geometry), grain.transforms.Batch(local, drop_remainder=False)],
+        worker_count=default_worker_count() if worker_count is None else worker_count,
+    )
+
+
+def num_eval_batches(num_examples: int, global_batch_size: int) -> int:
+    return -(-num_examples // global_batch_size)

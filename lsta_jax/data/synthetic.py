@@ -1,0 +1,296 @@
+"""`synthetic_ego`: procedural egocentric-like clips, deterministic from a seed, cheap on a CPU.
+
+Each clip shows a table-top (smooth random background) seen from above with two objects of different kinds
+(the target and a static confuser), a few moving distractor blobs and a skin-coloured hand with its arm coming
+from the bottom edge. The hand reaches the TARGET object and performs a verb on it:
+  take   the object leaves with the hand;           put    the hand brings the object and leaves it;
+  open   the lid is lifted off and set aside;       close  the lid set aside is put back on;
+  shake  hand and object shake left-right;          pour   the object is lifted and drops fall from it.
+Class = (verb, noun) with noun = the kind of the target object (colour + shape), names '<verb>_<noun>'. The
+confuser is an object of another kind, so the noun is only known by following the hand over time, and the verb
+needs the motion (open/close, take/put are time reversals of each other).
+
+Frames are generated at `frame_size` (square) and stored as PNG without resizing; train with
+`resize_shorter = frame_size` and a smaller `crop_size` (e.g. 72 and 64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from lsta_jax.data import builder_base as B
+
+VERBS = ("take", "put", "open", "close", "shake", "pour")
+NOUNS = ("cup", "jar", "bottle", "bowl")
+# colour and (half height, half width) of each object kind, in units of the frame size
+NOUN_STYLE = {
+    "cup": ((210, 40, 40), (0.09, 0.09), "box"),
+    "jar": ((40, 80, 220), (0.10, 0.10), "disc"),
+    "bottle": ((30, 170, 60), (0.13, 0.06), "box"),
+    "bowl": ((230, 200, 30), (0.07, 0.13), "disc"),
+}
+SKIN = np.array((225, 170, 135), np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticOptions:
+    num_train: int = 192
+    num_test: int = 96
+    num_frames: int = 16
+    frame_size: int = 72
+    num_verbs: int = 6
+    num_nouns: int = 2
+    num_distractors: int = 2
+    seed: int = 0
+
+    def class_names(self) -> list[str]:
+        return [f"{v}_{n}" for v in VERBS[: self.num_verbs] for n in NOUNS[: self.num_nouns]]
+
+    def validate(self) -> None:
+        if not 1 <= self.num_verbs <= len(VERBS) or not 1 <= self.num_nouns <= len(NOUNS):
+            raise ValueError(f"num_verbs must be in 1..{len(VERBS)} and num_nouns in 1..{len(NOUNS)}")
+        if self.frame_size < 16 or self.num_frames < 5:
+            raise ValueError(
+                "frame_size must be >= 16 and num_frames >= 5 (the reference drops shorter clips)"
+            )
+
+    def config_name(self) -> str:
+        o = self
+        return (
+            f"s{o.frame_size}_f{o.num_frames}_n{o.num_train}-{o.num_test}_v{o.num_verbs}n{o.num_nouns}"
+            f"_d{o.num_distractors}_seed{o.seed}"
+        )
+
+
+def _ease(u: np.ndarray | float) -> np.ndarray | float:
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * (3 - 2 * u)
+
+
+class _Canvas:
+    def __init__(self, size: int, background: np.ndarray) -> None:
+        self.size = size
+        self.image = background.copy()
+        self.yy, self.xx = np.mgrid[0:size, 0:size].astype(np.float32)
+
+    def shape(self, kind: str, cy: float, cx: float, hy: float, hx: float, colour) -> None:
+        s = self.size
+        dy, dx = (self.yy - cy * s) / (hy * s), (self.xx - cx * s) / (hx * s)
+        mask = (dy * dy + dx * dx <= 1.0) if kind == "disc" else (np.abs(dy) <= 1) & (np.abs(dx) <= 1)
+        self.image[mask] = colour
+
+
+def render_clip(verb: int, noun: int, options: SyntheticOptions, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (num_frames, size, size, 3) frames of one clip of class (verb, noun)."""
+    size, n = options.frame_size, options.num_frames
+    # background: a smooth random gradient plus mild noise (a table top under uneven light)
+    base = rng.uniform(90, 150, 3)
+    grad = rng.uniform(-40, 40, (2, 3))
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    background = base + yy[..., None] * grad[0] + xx[..., None] * grad[1]
+    background = background + rng.normal(0, 6, (size, size, 3))
+    others = [k for k in range(options.num_nouns) if k != noun] or [noun]
+    confuser = others[int(rng.integers(len(others)))]
+    # target and confuser in the middle band, on different sides
+    side = rng.permutation([0.3, 0.7])
+    target_pos = np.array([rng.uniform(0.35, 0.5), side[0] + rng.uniform(-0.05, 0.05)])
+    confuser_pos = np.array([rng.uniform(0.3, 0.55), side[1] + rng.uniform(-0.05, 0.05)])
+    distractors = [
+        (
+            rng.uniform(0.1, 0.9, 2),
+            rng.uniform(-0.25, 0.25, 2),
+            rng.integers(0, 256, 3),
+            rng.uniform(0.03, 0.05),
+        )
+        for _ in range(options.num_distractors)
+    ]
+    drift = rng.uniform(-0.03, 0.03, 2)  # slow camera drift (head motion)
+    rest = np.array([1.15, target_pos[1] + rng.uniform(-0.1, 0.1)])  # hand starts/ends below the frame
+    name = VERBS[verb]
+    colour, (hy, hx), kind = NOUN_STYLE[NOUNS[noun]]
+    c_colour, (c_hy, c_hx), c_kind = NOUN_STYLE[NOUNS[confuser]]
+    lid_colour = tuple(int(c * 0.5) for c in colour)
+    aside = target_pos + np.array([0.0, 0.2 if target_pos[1] < 0.5 else -0.2])
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for t in range(n):
+        u = t / (n - 1)
+        off = drift * u
+        reach, back = _ease(u / 0.35), _ease((u - 0.65) / 0.35)
+        hand = rest + (target_pos - rest) * reach + (rest - target_pos) * back
+        obj = target_pos.copy()
+        lid = target_pos + np.array([-hy * 0.8, 0.0])
+        acting = 0.35 <= u <= 0.65
+        act = _ease((u - 0.35) / 0.3)
+        show_obj = True
+        drops = []
+        if name == "take":
+            obj = target_pos if u < 0.65 else hand + np.array([-0.05, 0.0])
+        elif name == "put":
+            obj = hand + np.array([-0.05, 0.0]) if u < 0.35 else target_pos
+        elif name in ("open", "close"):
+            closed_lid, open_lid = lid, aside + np.array([-hy * 0.8, 0.0])
+            a = act if name == "open" else 1 - act
+            lift = np.array([-0.12 * np.sin(np.pi * a), 0.0])
+            lid = closed_lid + (open_lid - closed_lid) * a + lift
+            if acting:
+                hand = lid + np.array([0.06, 0.0])
+        elif name == "shake":
+            if acting:
+                obj = target_pos + np.array([0.0, 0.08 * np.sin(2 * np.pi * 3 * (u - 0.35) / 0.3)])
+                hand = obj + np.array([0.05, 0.0])
+        elif name == "pour":
+            if acting:
+                obj = target_pos + np.array([-0.12, 0.05]) * np.sin(np.pi * act)
+                hand = obj + np.array([0.05, 0.0])
+                drops = [obj + np.array([hy + 0.05 + 0.06 * k, 0.06]) for k in range(3)]
+        canvas = _Canvas(size, background)
+        canvas.shape(c_kind, confuser_pos[0] + off[0], confuser_pos[1] + off[1], c_hy, c_hx, c_colour)
+        for start, velocity, d_colour, radius in distractors:
+            p = (start + velocity * u) % 1.0
+            canvas.shape("disc", p[0] + off[0], p[1] + off[1], radius, radius, d_colour)
+        if show_obj:
+            canvas.shape(kind, obj[0] + off[0], obj[1] + off[1], hy, hx, colour)
+        if name in ("open", "close"):
+            canvas.shape("box", lid[0] + off[0], lid[1] + off[1], hy * 0.35, hx * 1.1, lid_colour)
+        for d in drops:
+            canvas.shape("disc", d[0] + off[0], d[1] + off[1], 0.02, 0.02, colour)
+        # the arm: a band from the hand to the bottom edge, then the hand blob on top
+        h = hand + off
+        arm_len = max(0.0, 1.2 - h[0])
+        canvas.shape("box", h[0] + arm_len / 2, h[1], arm_len / 2, 0.05, SKIN * 0.85)
+        canvas.shape("disc", h[0], h[1], 0.08, 0.07, SKIN)
+        frames[t] = np.clip(canvas.image, 0, 255).astype(np.uint8)
+    return frames
+
+
+def generate(options: SyntheticOptions, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 frames (N, T, S, S, 3), int32 labels (N,)) of a split; balanced classes, deterministic."""
+    options.validate()
+    count = options.num_train if split == "train" else options.num_test
+    rng = np.random.default_rng([options.seed, 0 if split == "train" else 1])
+    num_classes = options.num_verbs * options.num_nouns
+    labels = np.arange(count) % num_classes
+    rng.shuffle(labels)
+    frames = (
+        np.stack(
+            [
+                render_clip(int(c) // options.num_nouns, int(c) % options.num_nouns, options, rng)
+                for c in labels
+            ]
+        )
+        if count
+        else np.zeros((0, options.num_frames, options.frame_size, options.frame_size, 3), np.uint8)
+    )
+    return frames, labels.astype(np.int32)
+
+
+def _png(frame: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(frame).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+class SyntheticEgoConfig(tfds.core.BuilderConfig):
+    def __init__(self, options: SyntheticOptions, name: str | None = None) -> None:
+        super().__init__(name=name or options.config_name(), description=f"synthetic clips {options}")
+        self.options = options
+
+
+class SyntheticEgo(tfds.core.GeneratorBasedBuilder):
+    """Synthetic egocentric clips: a hand performs a verb on one of two objects among moving distractors."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First version."}
+    BUILDER_CONFIGS = [
+        SyntheticEgoConfig(SyntheticOptions(), name="default"),
+        SyntheticEgoConfig(SyntheticOptions(num_train=48, num_test=24, num_frames=8, frame_size=64), "tiny"),
+    ]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        options = self.builder_config.options
+        features = B.clip_features(
+            label=options.class_names(), verb=VERBS[: options.num_verbs], noun=NOUNS[: options.num_nouns]
+        )
+        return self.dataset_info_from_configs(features=features, disable_shuffling=True, description=__doc__)
+
+    def _split_generators(self, dl_manager):
+        return {split: self._generate_examples(split) for split in ("train", "test")}
+
+    def _generate_examples(self, split: str):
+        options = self.builder_config.options
+        frames, labels = generate(options, split)
+        for i, (clip, label) in enumerate(zip(frames, labels, strict=True)):
+            name = f"{split}_{i:05d}"
+            yield (
+                name,
+                {
+                    "frames": [_png(f) for f in clip],
+                    "flow_x": [],
+                    "flow_y": [],
+                    "label": int(label),
+                    "verb": int(label) // options.num_nouns,
+                    "noun": int(label) % options.num_nouns,
+                    "verb_label": int(label) // options.num_nouns,
+                    "name": name,
+                    "num_frames": len(clip),
+                },
+            )
+
+
+def export_clips(
+    options: SyntheticOptions,
+    directory: str | Path,
+    split: str = "test",
+    count: int = 4,
+    formats: Sequence[str] = ("frames", "mp4"),
+    fps: int = 8,
+) -> list[dict]:
+    """Write the first `count` clips of a split as frame folders (image_%05d.png from 1) and/or .mp4 files.
+
+    Returns [{'name', 'label', 'class_name', 'frames': folder or None, 'mp4': file or None}].
+    """
+    frames, labels = generate(dataclasses.replace(options, **{f"num_{split}": count}), split)
+    names = options.class_names()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (clip, label) in enumerate(zip(frames, labels, strict=True)):
+        stem = f"{split}{i:03d}_{names[label]}"
+        entry = {"name": stem, "label": int(label), "class_name": names[label], "frames": None, "mp4": None}
+        if "frames" in formats:
+            folder = directory / stem
+            folder.mkdir(exist_ok=True)
+            for t, frame in enumerate(clip, start=1):
+                Image.fromarray(frame).save(folder / f"image_{t:05d}.png")
+            entry["frames"] = str(folder)
+        if "mp4" in formats:
+            entry["mp4"] = str(write_mp4(directory / f"{stem}.mp4", clip, fps))
+        written.append(entry)
+    return written
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
+    """uint8 RGB frames -> an mp4 (mpeg4, yuv420p) with PyAV; sizes are made even by edge padding."""
+    import av
+
+    h, w = frames.shape[1:3]
+    pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))
+    frames = np.pad(frames, pad, mode="edge")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qscale": "2"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
