@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = inference.stream(
         engine,
         inputs,
-        inference.default_loader(num_frames, size, resize_shorter),
+        inference.default_loader(num_frames, size, resize_shorter, args.min_frames),
         expected_shape=(num_frames, size, size, 3),
         workers=args.workers,
     )

@@ -140,11 +140,23 @@ def default_loader(
     num_frames: int = DEFAULT_NUM_FRAMES,
     size: int = DEFAULT_SIZE,
     resize_shorter: int = DEFAULT_RESIZE_SHORTER,
+    min_frames: int | None = None,
 ) -> Callable[[str | Path], np.ndarray]:
-    """The evaluation preprocessing, `lsta_jax.data.load_clip`, with the given geometry."""
+    """The evaluation preprocessing, `lsta_jax.data.load_clip`, with the given geometry.
+
+    `min_frames` (default: `num_frames`) is the shortest clip accepted; a shorter one fails with a message
+    naming it. The reference itself accepts clips of 5+ frames and repeats frames of those shorter than T
+    (`min_frames=5` reproduces that).
+    """
     from lsta_jax.data import load_clip
 
-    return functools.partial(load_clip, num_frames=num_frames, size=size, resize_shorter=resize_shorter)
+    return functools.partial(
+        load_clip,
+        num_frames=num_frames,
+        size=size,
+        resize_shorter=resize_shorter,
+        min_frames=num_frames if min_frames is None else min_frames,
+    )
 
 
 def _error_message(source: str, exc: BaseException) -> str:

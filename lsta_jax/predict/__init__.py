@@ -101,6 +101,7 @@ def iter_predict(
     num_frames: int = inference.DEFAULT_NUM_FRAMES,
     size: int = inference.DEFAULT_SIZE,
     resize_shorter: int = inference.DEFAULT_RESIZE_SHORTER,
+    min_frames: int | None = None,
     attention_dir: str | Path | None = None,
     strip_frames: int = 5,
     keep_arrays: bool = True,
@@ -112,7 +113,7 @@ def iter_predict(
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     engine = inference.BatchedForward(model, variables, batch_size)
-    load = loader or inference.default_loader(num_frames, size, resize_shorter)
+    load = loader or inference.default_loader(num_frames, size, resize_shorter, min_frames)
     outcomes = inference.stream(
         engine,
         inputs,
@@ -132,6 +133,10 @@ def iter_predict(
             continue
         out = outcome.outputs
         probabilities = out["probabilities"]
+        if class_names is not None and len(class_names) != probabilities.shape[-1]:
+            raise ValueError(
+                f"{len(class_names)} class names for a model with {probabilities.shape[-1]} classes"
+            )
         order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
         names = [class_names[i] if class_names is not None else str(i) for i in order]
         prediction = Prediction(
@@ -170,6 +175,7 @@ def predict(
     num_frames: int = inference.DEFAULT_NUM_FRAMES,
     size: int = inference.DEFAULT_SIZE,
     resize_shorter: int = inference.DEFAULT_RESIZE_SHORTER,
+    min_frames: int | None = None,
     attention_dir: str | Path | None = None,
     strip_frames: int = 5,
     keep_arrays: bool = True,
@@ -186,6 +192,8 @@ def predict(
       top_k: how many classes each result lists (softmax probabilities, most likely first).
       batch_size: clips per forward, rounded up to a multiple of the local device count.
       num_frames, size, resize_shorter: `load_clip` geometry (the evaluation transform of the reference).
+      min_frames: shortest clip accepted (default `num_frames`: a clip shorter than requested is an error;
+        5 reproduces the reference, which repeats frames of clips shorter than T).
       attention_dir: when given, writes `<index>_<name>.png` (strip) and `.gif` overlays there (`viz`).
       keep_arrays: keep logits, attention maps and features in the results (small: M + T*h*w + K floats).
       loader: replaces `load_clip` (a callable path -> normalised (T, H, W, 3) clip), e.g. for flow.
@@ -203,6 +211,7 @@ def predict(
             num_frames=num_frames,
             size=size,
             resize_shorter=resize_shorter,
+            min_frames=min_frames,
             attention_dir=attention_dir,
             strip_frames=strip_frames,
             keep_arrays=keep_arrays,
@@ -248,6 +257,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-frames", type=int, help="frames sampled per clip (default: checkpoint or 25)")
     parser.add_argument("--size", type=int, help="centre-crop size (default: checkpoint or 224)")
     parser.add_argument("--resize-shorter", type=int, help="shorter side before cropping (default 256)")
+    parser.add_argument(
+        "--min-frames",
+        type=int,
+        help="shortest clip accepted (default: --num-frames; 5 = the reference, which repeats frames)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="threads decoding inputs (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -311,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             num_frames=num_frames,
             size=size,
             resize_shorter=resize_shorter,
+            min_frames=args.min_frames,
             attention_dir=args.attention_dir,
             strip_frames=args.strip_frames,
             keep_arrays=False,
