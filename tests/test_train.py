@@ -180,3 +180,21 @@ def test_config_overrides_and_errors():
         apply_overrides(c, ["--config.nope=1"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config("configs/missing.py")
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    # lr 1e-3 for epoch 0 (steps 1-2), then infinite: the parameters become Inf and the loss NaN
+    config = tiny_config(
+        total_steps=6,
+        steps_per_epoch=2,
+        lr_milestones=(1,),
+        lr_gamma=float("inf"),
+        checkpoint_every_steps=2,
+        eval_every_steps=100,
+        trainable="stage1",
+    )
+    with pytest.raises(trainer.NonFiniteLoss, match="non-finite.*last good checkpoint is step 2"):
+        trainer.train_and_evaluate(config, tmp_path / "w", quiet=True)
+    assert checkpoint_steps(tmp_path / "w") == [2]
+    _, variables = load_model(tmp_path / "w")
+    assert all(np.all(np.isfinite(v)) for v in leaves(variables).values())
