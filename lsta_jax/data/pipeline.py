@@ -6,7 +6,8 @@ with `shuffle=True` (default), a new seeded permutation of the shard every epoch
 builder's order, i.e. the reference's unshuffled training DataLoader (reference 5). Every clip gets ONE random
 draw (flip, corner-crop scale and position, flow stack start) from grain's per-record generator, derived from
 `seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
-Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L) for a flow stack,
+Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
+for a flow stack,
 `label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
