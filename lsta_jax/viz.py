@@ -23,9 +23,6 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 DEFAULT_COLORMAP = "inferno"
 DEFAULT_ALPHA = 0.5
 STRIP_GAP = 4
@@ -34,9 +31,14 @@ MIN_TILE = 128
 
 
 def denormalize(
-    clip: np.ndarray, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    clip: np.ndarray, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
 ) -> np.ndarray:
-    """Undo `(x / 255 - mean) / std`: normalised float frames (..., 3) -> uint8 RGB."""
+    """Undo `(x / 255 - mean) / std` (default: the ImageNet values of `lsta_jax.data.transforms`) -> uint8."""
+    if mean is None or std is None:
+        from lsta_jax.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        mean = IMAGENET_MEAN if mean is None else mean
+        std = IMAGENET_STD if std is None else std
     pixels = (np.asarray(clip, np.float32) * np.asarray(std, np.float32) + np.asarray(mean, np.float32)) * 255
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
