@@ -283,8 +283,8 @@ def load_checkpoint(path: str, which: str) -> tuple[nn.Module, Any, dict[str, An
 def report_failures(failures: list[tuple[str, str]], total: int, what: str) -> None:
     """The summary printed at the end of a run, on stderr."""
     print(f"{what}: {total - len(failures)} of {total} inputs done, {len(failures)} failed", file=sys.stderr)
-    for source, error in failures:
-        print(f"  FAILED {source}: {error}", file=sys.stderr)
+    for _, error in failures:
+        print(f"  FAILED {error}", file=sys.stderr)  # every error message names its input
 
 
 def main(argv: list[str] | None = None) -> int:
