@@ -63,6 +63,8 @@ def build(
 ) -> tfds.core.DatasetBuilder:
     """Build (once; later calls reuse the files) and return the builder: `.as_data_source(split)`,
     `.info.features['label'].names`."""
+    if manual_dir is not None and not Path(manual_dir).is_dir():
+        raise FileNotFoundError(f"{name}: manual_dir {manual_dir} does not exist")
     b = builder(name, data_dir, config, **synthetic_options)
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
     b.download_and_prepare(download_config=download_config)

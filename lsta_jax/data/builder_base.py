@@ -148,7 +148,10 @@ def require_dir(path: Path, what: str) -> Path:
 
 
 def require_manual_dir(dl_manager: tfds.download.DownloadManager, name: str) -> Path:
-    manual = dl_manager.manual_dir
+    try:
+        manual = dl_manager.manual_dir
+    except AssertionError:  # tfds: not given, missing or empty
+        manual = None
     if manual is None or not Path(manual).is_dir():
         raise FileNotFoundError(
             f"{name}: manual_dir {manual} does not exist; pass --manual_dir (tfds build) or manual_dir= "
