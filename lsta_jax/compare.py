@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clip", help="frames directory, video, or .npy of normalised frames (default: random)"
     )
-    parser.add_argument("--frames", type=int, default=25, help="frames T sampled from the clip (default 25)")
-    parser.add_argument("--size", type=int, default=224, help="crop size (default 224)")
+    parser.add_argument(
+        "--frames", type=int, default=25, help="frames T sampled (default 25; a .npy clip is used whole)"
+    )
+    parser.add_argument("--size", type=int, default=224, help="crop size (default 224; not for .npy)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random clip")
     parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="max relative difference (default 1e-4)"

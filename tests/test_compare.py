@@ -79,7 +79,7 @@ def test_compare_outputs_flags_a_differing_selection_and_values():
     assert "> tolerance" in report
 
 
-def test_frames_directory_uses_the_data_loader(tmp_path):
+def test_frames_directory_uses_the_data_loader(checkpoint, tmp_path, capsys):
     try:
         from lsta_jax.data import load_clip  # noqa: F401
     except ImportError:
@@ -93,3 +93,10 @@ def test_frames_directory_uses_the_data_loader(tmp_path):
         )
     clip = load_clip_argument(str(tmp_path), frames=3, size=64, seed=0)
     assert clip.shape == (1, 3, 64, 64, 3) and clip.dtype == np.float32
+    assert (
+        main(
+            ["--torch-checkpoint", str(checkpoint), "--clip", str(tmp_path), "--frames", "3", "--size", "64"]
+        )
+        == 0
+    )
+    assert "3/3 agree" in capsys.readouterr().out
