@@ -82,7 +82,14 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
         clip = T.normalize_rgb(
             np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
         )
-    return {"clip": clip, "label": np.int32(element[g.label_key])}
+    return _output(element, clip, g)
+
+
+def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
+    out = {"clip": clip, "label": np.int32(element[g.label_key])}
+    if "index" in element:
+        out["index"] = np.int64(element["index"])
+    return out
 
 
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
@@ -99,7 +106,7 @@ def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
         clip = T.normalize_rgb(
             np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
         )
-    return {"clip": clip, "label": np.int32(element[g.label_key])}
+    return _output(element, clip, g)
 
 
 class TrainTransform(grain.transforms.RandomMap):
@@ -119,6 +126,22 @@ class EvalTransform(grain.transforms.Map):
         out = eval_example(element, self.geometry)
         out["mask"] = np.bool_(real)
         return out
+
+
+class IndexedSource:
+    """A random-access source whose records also carry their `index` (for tests and debugging)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        return dict(self.source[index], index=index)
+
+    def __repr__(self) -> str:
+        return f"IndexedSource({self.source!r})"
 
 
 class PaddedSource:
@@ -172,10 +195,12 @@ def make_train_loader(
     process_count: int | None = None,
     worker_count: int | None = None,
     num_epochs: int | None = None,
+    with_index: bool = False,
 ) -> grain.DataLoader:
     """Infinite (or `num_epochs`) per-process train batches; see the module docstring.
 
     `iter(loader)` gives a grain DataLoaderIterator with get_state() -> bytes and set_state(bytes).
+    `with_index=True` adds `index` (int64, the record's position in the split) to every batch.
     """
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
@@ -193,7 +218,7 @@ def make_train_loader(
         seed=seed,
     )
     return grain.DataLoader(
-        data_source=data_source,
+        data_source=IndexedSource(data_source) if with_index else data_source,
         sampler=sampler,
         operations=[TrainTransform(geometry), grain.transforms.Batch(local, drop_remainder=True)],
         worker_count=default_worker_count() if worker_count is None else worker_count,
@@ -213,6 +238,7 @@ def make_eval_loader(
     process_index: int | None = None,
     process_count: int | None = None,
     worker_count: int | None = None,
+    with_index: bool = False,
 ) -> grain.DataLoader:
     """One ordered pass with a padded last batch and a `mask`; see the module docstring."""
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
@@ -229,7 +255,7 @@ def make_eval_loader(
         num_epochs=1,
     )
     return grain.DataLoader(
-        data_source=PaddedSource(data_source, padded),
+        data_source=PaddedSource(IndexedSource(data_source) if with_index else data_source, padded),
         sampler=sampler,
         operations=[EvalTransform(geometry), grain.transforms.Batch(local, drop_remainder=False)],
         worker_count=default_worker_count() if worker_count is None else worker_count,
