@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m lsta_jax.benchmarks.<name> --help`."""
+"""Benchmarks: `python -m lsta_jax.benchmarks.pipeline` (clips/s of the training input pipeline)."""

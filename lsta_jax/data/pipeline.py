@@ -169,6 +169,14 @@ def _processes(process_index: int | None, process_count: int | None) -> tuple[in
     return process_index, process_count
 
 
+def _ensure_absl_flags() -> None:
+    """grain workers read absl flags: mark them parsed when no absl app did (plain scripts, tests)."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
 def default_worker_count() -> int:
     return min(8, max(0, (os.cpu_count() or 1) - 1))
 
@@ -217,6 +225,7 @@ def make_train_loader(
         num_epochs=num_epochs,
         seed=seed,
     )
+    _ensure_absl_flags()
     return grain.DataLoader(
         data_source=IndexedSource(data_source) if with_index else data_source,
         sampler=sampler,
@@ -254,6 +263,7 @@ def make_eval_loader(
         shuffle=False,
         num_epochs=1,
     )
+    _ensure_absl_flags()
     return grain.DataLoader(
         data_source=PaddedSource(IndexedSource(data_source) if with_index else data_source, padded),
         sampler=sampler,

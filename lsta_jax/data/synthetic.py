@@ -221,7 +221,9 @@ class SyntheticEgo(tfds.core.GeneratorBasedBuilder):
         return self.dataset_info_from_configs(features=features, disable_shuffling=True, description=__doc__)
 
     def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(split) for split in ("train", "test")}
+        options = self.builder_config.options
+        counts = {"train": options.num_train, "test": options.num_test}
+        return {split: self._generate_examples(split) for split, count in counts.items() if count > 0}
 
     def _generate_examples(self, split: str):
         options = self.builder_config.options
