@@ -27,6 +27,16 @@ def get_config(arg=None):
         backbone_widths=(16, 32, 32, 64),
         dropout_rate=0.3,
     )
+    c.data.synthetic = dict(  # lsta_jax.data.SyntheticOptions: 12 classes (6 verbs x 2 nouns)
+        num_train=288,
+        num_test=96,
+        num_frames=16,
+        frame_size=72,
+        num_verbs=6,
+        num_nouns=2,
+        num_distractors=2,
+        seed=0,
+    )
     c.data.update(
         name="synthetic_ego",
         builder_config="",

@@ -10,6 +10,7 @@ global_batch_size, num_frames, crop_size, resize_shorter, ...)` -> batches with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,18 +19,15 @@ from lsta_jax.train.input_pipeline import IMAGENET_MEAN, IMAGENET_STD, Data
 
 
 def _builder(config: Any) -> Any:
-    import tensorflow_datasets as tfds
-
-    import lsta_jax.data  # noqa: F401  (registers the builders)
+    """`lsta_jax.data.build` of config.data (built on first use, reused afterwards)."""
+    from lsta_jax import data as data_lib
 
     d = config.data
-    name = d.name + (f"/{d.builder_config}" if d.builder_config else "")
-    builder = tfds.builder(name, data_dir=d.data_dir or None)
-    if not builder.is_prepared():
-        print(f"building tfds dataset {name} (first use)...", flush=True)
-        download_config = tfds.download.DownloadConfig(manual_dir=d.manual_dir or None)
-        builder.download_and_prepare(download_config=download_config, file_format="array_record")
-    return builder
+    data_dir = d.data_dir or str(Path("~/tensorflow_datasets").expanduser())
+    options = d.synthetic.to_dict() if d.name == "synthetic_ego" and d.get("synthetic") else {}
+    return data_lib.build(
+        d.name, data_dir, manual_dir=d.manual_dir or None, config=d.builder_config or None, **options
+    )
 
 
 def make_data(config: Any) -> Data:
@@ -45,8 +43,13 @@ def make_data(config: Any) -> Data:
     builder = _builder(config)
     train_source = builder.as_data_source(split=d.train_split)
     eval_source = builder.as_data_source(split=d.eval_split)
-    class_names = list(builder.info.features["label"].names)
-    geometry = dict(num_frames=d.num_frames, crop_size=d.crop_size, resize_shorter=d.resize_shorter)
+    class_names = data_lib.class_names(builder)
+    geometry = dict(
+        num_frames=d.num_frames,
+        crop_size=d.crop_size,
+        resize_shorter=d.resize_shorter,
+        worker_count=d.worker_count,
+    )
     train = data_lib.make_train_loader(
         train_source,
         global_batch_size=config.global_batch_size,
@@ -55,7 +58,7 @@ def make_data(config: Any) -> Data:
         **geometry,
     )
     return Data(
-        train=iter(train) if not hasattr(train, "get_state") else train,
+        train=iter(train),
         make_eval=lambda: iter(
             data_lib.make_eval_loader(eval_source, global_batch_size=config.eval_batch_size, **geometry)
         ),
