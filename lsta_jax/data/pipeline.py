@@ -11,6 +11,10 @@ for a flow stack,
 `label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
+With `worker_count` > 0 the decoding and augmentation run in grain worker processes; grain deals records to
+workers round-robin and each worker forms its own batches, so the batch composition depends on the worker
+count (deterministic for a given count); resume with the same `worker_count` the state was saved with.
+
 Eval (`make_eval_loader`): one pass in the builder's order, the split padded (with copies of record 0) to a
 multiple of the global batch; `mask` bool (b,) is False on the padding, so every example counts exactly once
 over all processes. Returns the DataLoader; `iter()` starts a fresh pass.
