@@ -6,6 +6,8 @@ exit status 1 and a summary; a checkpoint of another kind: exit status 2 naming 
 """
 
 import json
+import subprocess
+import sys
 
 import jax
 import matplotlib
@@ -172,3 +174,12 @@ def test_checkpoint_of_another_kind_is_refused_with_its_kind(workspace, capsys):
     assert "resnet34" in error and "lsta_rgb" in error and str(other) in error
     assert main([str(good[0]), "--checkpoint", str(root / "nowhere"), "--no-progress"]) == 2
     assert MODEL_JSON in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["lsta_jax.predict", "lsta_jax.extract"])
+def test_commands_run_as_modules_with_help(command):
+    result = subprocess.run(
+        [sys.executable, "-m", command, "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and "--checkpoint" in result.stdout
+    assert "Warning" not in result.stderr  # e.g. runpy's double import of a module named like a function
