@@ -194,3 +194,16 @@ def test_worker_processes_are_deterministic_and_resume(sources):
         assert np.array_equal(a["clip"], b["clip"])
     for a, b in zip(rest, resumed, strict=True):
         assert np.array_equal(a["clip"], b["clip"])
+    # eval with workers: whole local batches in every worker, each example counted once
+    _, test = sources
+    counted, sizes = [], set()
+    for process in (0, 1):
+        loader = D.make_eval_loader(
+            test, global_batch_size=4, **GEOMETRY, process_index=process, process_count=2, worker_count=2,
+            with_index=True,
+        )  # fmt: skip
+        batches = list(loader)
+        assert len(batches) == D.num_eval_batches(len(test), 4, worker_count=2) == 4
+        sizes |= {len(b["label"]) for b in batches}
+        counted += [i for b in batches for i in b["index"][b["mask"]].tolist()]
+    assert sizes == {2} and sorted(counted) == list(range(10))

@@ -259,7 +259,10 @@ def make_eval_loader(
     n = len(data_source)
     if n == 0:
         raise ValueError("the evaluation split is empty")
-    padded = -(-n // global_batch_size) * global_batch_size
+    workers = default_worker_count() if worker_count is None else worker_count
+    # grain deals records to workers round-robin and each worker batches its own: pad so every worker of every
+    # process gets whole batches (with workers, trailing batches may be all padding: mask False)
+    padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
     geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
     sampler = grain.samplers.IndexSampler(
         num_records=padded,
@@ -272,9 +275,11 @@ def make_eval_loader(
         data_source=PaddedSource(IndexedSource(data_source) if with_index else data_source, padded),
         sampler=sampler,
         operations=[EvalTransform(geometry), grain.transforms.Batch(local, drop_remainder=False)],
-        worker_count=default_worker_count() if worker_count is None else worker_count,
+        worker_count=workers,
     )
 
 
-def num_eval_batches(num_examples: int, global_batch_size: int) -> int:
-    return -(-num_examples // global_batch_size)
+def num_eval_batches(num_examples: int, global_batch_size: int, worker_count: int = 0) -> int:
+    """Global batches of one eval pass (a multiple of the worker count when there are workers)."""
+    unit = global_batch_size * max(1, worker_count)
+    return -(-num_examples // unit) * max(1, worker_count)
