@@ -30,9 +30,9 @@ from PIL import Image
 
 import lsta_jax
 from lsta_jax import viz
-from lsta_jax.checkpoint import MODEL_JSON, save_model, write_model_json
+from lsta_jax.checkpoint import MODEL_JSON, load_class_names, save_model, write_model_json
 from lsta_jax.data import load_clip
-from lsta_jax.predict import Prediction, main
+from lsta_jax.predict import Prediction, checkpoint_geometry, main
 
 TOP_K = 3
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -114,18 +114,18 @@ def test_command_predicts_every_input_and_reports_bad_ones(workspace, capsys):
 def test_api_returns_structured_results_equal_to_model_apply(workspace):
     root, model_dir, good, bad = workspace
     model, variables = lsta_jax.load_model(model_dir)
+    geometry = checkpoint_geometry(model_dir)  # the sizes stored with the checkpoint
+    assert geometry == {"num_frames": NUM_FRAMES, "size": SIZE, "resize_shorter": RESIZE_SHORTER}
     inputs = [good[1], bad["missing"], good[0], good[2]]
     results = lsta_jax.predict(
         model,
         variables,
         inputs,
-        class_names=CLASS_NAMES,
+        class_names=load_class_names(model_dir),
         top_k=TOP_K,
         batch_size=BATCH_SIZE,
-        num_frames=NUM_FRAMES,
-        size=SIZE,
-        resize_shorter=RESIZE_SHORTER,
         attention_dir=root / "api_overlays",
+        **geometry,
     )
     assert all(isinstance(r, Prediction) for r in results)
     assert [r.source for r in results] == [str(p) for p in inputs]

@@ -5,9 +5,14 @@ Command line:
         [--batch-size 8] [--top-k 5] [--output preds.jsonl] [--attention-dir overlays/]
 
 Python:
+    from lsta_jax.checkpoint import load_class_names
+    from lsta_jax.predict import checkpoint_geometry
+
     model, variables = lsta_jax.load_model("model_dir")
-    for p in lsta_jax.predict(model, variables, ["a.mp4", "frames/"], class_names=names, top_k=3):
-        print(p.source, p.label, p.score)
+    names, geometry = load_class_names("model_dir"), checkpoint_geometry("model_dir")
+    for p in lsta_jax.predict(model, variables, ["a.mp4", "frames/"], class_names=names, top_k=3,
+                              attention_dir="overlays", **geometry):
+        print(p.source, p.label, p.score, p.top_k, p.overlay)
 
 Both run the same code: inputs are streamed through `lsta_jax.inference.stream` (bounded memory, fixed-size
 padded batches, one compiled `inference.forward`, sharded over all local devices). Preprocessing is
@@ -225,13 +230,28 @@ def predict(
 # ----------------------------------------------------------------------------------------------- CLI
 
 
+def checkpoint_geometry(path: str | Path) -> dict[str, int]:
+    """The `num_frames`, `size`, `resize_shorter` a checkpoint was trained with (its JSON's `input`), else
+    the reference's 25 / 224 / 256. Use: `predict(model, variables, inputs, **checkpoint_geometry(path))`."""
+    from lsta_jax.checkpoint import read_model_json
+
+    return _geometry(read_model_json(path))
+
+
+def _geometry(meta: dict[str, Any], **overrides: int | None) -> dict[str, int]:
+    stored = meta.get("input") or {}
+    defaults = {
+        "num_frames": inference.DEFAULT_NUM_FRAMES,
+        "size": inference.DEFAULT_SIZE,
+        "resize_shorter": inference.DEFAULT_RESIZE_SHORTER,
+    }
+    return {key: int(overrides.get(key) or stored.get(key) or value) for key, value in defaults.items()}
+
+
 def input_geometry(meta: dict[str, Any], args: argparse.Namespace) -> tuple[int, int, int]:
     """(num_frames, size, resize_shorter): the flags, else the checkpoint's `input`, else the defaults."""
-    stored = meta.get("input") or {}
-    num_frames = args.num_frames or stored.get("num_frames") or inference.DEFAULT_NUM_FRAMES
-    size = args.size or stored.get("size") or inference.DEFAULT_SIZE
-    resize_shorter = args.resize_shorter or stored.get("resize_shorter") or inference.DEFAULT_RESIZE_SHORTER
-    return int(num_frames), int(size), int(resize_shorter)
+    geometry = _geometry(meta, num_frames=args.num_frames, size=args.size, resize_shorter=args.resize_shorter)
+    return geometry["num_frames"], geometry["size"], geometry["resize_shorter"]
 
 
 def iter_input_paths(paths: Sequence[str], input_list: str | None) -> Iterator[str]:
