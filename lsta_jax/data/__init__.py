@@ -7,15 +7,20 @@ Public interface (others code against these):
   `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
-  Command line: `python -m lsta_jax.data.build NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`, or
-  `tfds build --imports lsta_jax.data NAME --data_dir DIR --manual_dir RAW --config splitK`.
+  Command line: `python -m lsta_jax.data.build NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
+  (The `tfds build` command of tensorflow-datasets 4.9.10 imports tensorflow at start-up, in its
+  convert_format module, so it fails without tensorflow; `lsta_jax.data.build` calls the same
+  `download_and_prepare`.)
 - `make_train_loader(data_source, *, global_batch_size, seed, num_frames=25, crop_size=224,
   resize_shorter=256, shuffle=True, modality='rgb', label_key='label', shard_by_process=True,
   process_index=None, process_count=None, worker_count=None, num_epochs=None)` and
   `make_eval_loader(data_source, *, global_batch_size, ...same geometry..., process_index, process_count,
-  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label'} (+ 'mask' for eval); iterators
-  have get_state()/set_state(). `shuffle=True` by default; the reference's training loader is NOT shuffled
-  (pass shuffle=False to reproduce it).
+  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label'} (+ 'mask' for eval; + 'index'
+  with `with_index=True`); iterators have get_state()/set_state() (resume with the same worker_count).
+  `shuffle=True` by default; the reference's training loader is NOT shuffled (shuffle=False reproduces it).
+  `num_eval_batches(num_examples, global_batch_size, worker_count=0)`: global batches of one eval pass.
+  `modality='flow'` gives 5-frame x/y flow stacks (b, crop, crop, 10); `label_key` picks 'label', 'verb',
+  'noun' or 'verb_label' (flow verb pretraining).
 - `synthetic.export_clips(SyntheticOptions(...), directory, split, count, formats)` and
   `python -m lsta_jax.data.build export --output DIR`: synthetic clips as frame folders and .mp4 files.
 - `transforms`: one function per reference rule (sampling, Scale, crops, flip, normalisation, flow stacks).
