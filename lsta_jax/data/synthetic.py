@@ -48,6 +48,7 @@ class SyntheticOptions:
     num_verbs: int = 6
     num_nouns: int = 2
     num_distractors: int = 2
+    num_confusers: int = 1  # 0: only the target object (the noun is then visible without following the hand)
     seed: int = 0
 
     def class_names(self) -> list[str]:
@@ -56,6 +57,8 @@ class SyntheticOptions:
     def validate(self) -> None:
         if not 1 <= self.num_verbs <= len(VERBS) or not 1 <= self.num_nouns <= len(NOUNS):
             raise ValueError(f"num_verbs must be in 1..{len(VERBS)} and num_nouns in 1..{len(NOUNS)}")
+        if self.num_confusers not in (0, 1):
+            raise ValueError("num_confusers must be 0 or 1")
         if self.frame_size < 16 or self.num_frames < 5:
             raise ValueError(
                 "frame_size must be >= 16 and num_frames >= 5 (the reference drops shorter clips)"
@@ -65,7 +68,7 @@ class SyntheticOptions:
         o = self
         return (
             f"s{o.frame_size}_f{o.num_frames}_n{o.num_train}-{o.num_test}_v{o.num_verbs}n{o.num_nouns}"
-            f"_d{o.num_distractors}_seed{o.seed}"
+            f"_d{o.num_distractors}{'' if o.num_confusers == 1 else f'_c{o.num_confusers}'}_seed{o.seed}"
         )
 
 
@@ -151,7 +154,8 @@ def render_clip(verb: int, noun: int, options: SyntheticOptions, rng: np.random.
                 hand = obj + np.array([0.05, 0.0])
                 drops = [obj + np.array([hy + 0.05 + 0.06 * k, 0.06]) for k in range(3)]
         canvas = _Canvas(size, background)
-        canvas.shape(c_kind, confuser_pos[0] + off[0], confuser_pos[1] + off[1], c_hy, c_hx, c_colour)
+        if options.num_confusers:
+            canvas.shape(c_kind, confuser_pos[0] + off[0], confuser_pos[1] + off[1], c_hy, c_hx, c_colour)
         for start, velocity, d_colour, radius in distractors:
             p = (start + velocity * u) % 1.0
             canvas.shape("disc", p[0] + off[0], p[1] + off[1], radius, radius, d_colour)
