@@ -7,7 +7,7 @@ Public interface (others code against these):
   `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
-  Command line: `python -m lsta_jax.data.build NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
+  Command line: `python -m lsta_jax.data NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
   (The `tfds build` command of tensorflow-datasets 4.9.10 imports tensorflow at start-up, in its
   convert_format module, so it fails without tensorflow; `lsta_jax.data.build` calls the same
   `download_and_prepare`.)
@@ -22,7 +22,7 @@ Public interface (others code against these):
   `modality='flow'` gives 5-frame x/y flow stacks (b, crop, crop, 10); `label_key` picks 'label', 'verb',
   'noun' or 'verb_label' (flow verb pretraining).
 - `synthetic.export_clips(SyntheticOptions(...), directory, split, count, formats)` and
-  `python -m lsta_jax.data.build export --output DIR`: synthetic clips as frame folders and .mp4 files.
+  `python -m lsta_jax.data export --output DIR`: synthetic clips as frame folders and .mp4 files.
 - `transforms`: one function per reference rule (sampling, Scale, crops, flip, normalisation, flow stacks).
 """
 

@@ -1,12 +1,12 @@
 """Build the datasets from Python or the command line; export synthetic clips as frame folders and mp4s.
 
-    python -m lsta_jax.data.build synthetic_ego --data_dir /tmp/tfds
-    python -m lsta_jax.data.build synthetic_ego --data_dir /tmp/tfds --num-train 120 --frame-size 96
-    python -m lsta_jax.data.build gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
-    python -m lsta_jax.data.build export --output /tmp/clips --count 4      # synthetic frame folders + .mp4
-The `tfds build` command works too (no tensorflow needed):
-    tfds build lsta_jax/data/gtea.py --config split2 --manual_dir /data/gtea_61 --data_dir DIR
-    tfds build --imports lsta_jax.data synthetic_ego --data_dir DIR
+    python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds
+    python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds --num-train 120 --frame-size 96
+    python -m lsta_jax.data gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
+    python -m lsta_jax.data export --output /tmp/clips --count 4      # synthetic frame folders + .mp4
+The `tfds build` command of tensorflow-datasets 4.9.10 cannot be used without tensorflow (its CLI imports
+tensorflow at start-up, in `scripts/cli/convert_format_utils.py`); this command runs the same
+`download_and_prepare` (array_record files) and needs no tensorflow.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def class_names(b: tfds.core.DatasetBuilder, key: str = "label") -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lsta_jax.data.build",
+        prog="python -m lsta_jax.data",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -154,8 +154,8 @@ def require_manual_dir(dl_manager: tfds.download.DownloadManager, name: str) -> 
         manual = None
     if manual is None or not Path(manual).is_dir():
         raise FileNotFoundError(
-            f"{name}: manual_dir {manual} does not exist; pass --manual_dir (tfds build) or manual_dir= "
-            "(lsta_jax.data.build) pointing at the raw frames"
+            f"{name}: manual_dir {manual} does not exist or is empty; pass --manual_dir (python -m "
+            "lsta_jax.data) or manual_dir= (lsta_jax.data.build) pointing at the raw frames"
         )
     return Path(manual)
 

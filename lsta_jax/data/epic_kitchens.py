@@ -15,7 +15,7 @@ Splits: 'validation' = the last video (sorted id) of every participant with at l
 set of seen kitchens), 'train' = the rest; 'test_s1', 'test_s2' = the challenge segments with label -1.
 A segment whose frames are missing raises an error naming the CSV row and the missing file.
 
-    tfds build lsta_jax/data/epic_kitchens.py --manual_dir /data/EPIC_KITCHENS_2018
+    python -m lsta_jax.data epic_kitchens55 --manual_dir /data/EPIC_KITCHENS_2018 --data_dir DIR
 """
 
 from __future__ import annotations

@@ -1,0 +1,8 @@
+"""`python -m lsta_jax.data`: build a dataset or export synthetic clips (see `lsta_jax.data.build`)."""
+
+import sys
+
+from lsta_jax.data.build import main
+
+if __name__ == "__main__":
+    sys.exit(main())
