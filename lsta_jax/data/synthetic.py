@@ -12,6 +12,11 @@ needs the motion (open/close, take/put are time reversals of each other).
 
 Frames are generated at `frame_size` (square) and stored as PNG without resizing; train with
 `resize_shorter = frame_size` and a smaller `crop_size` (e.g. 72 and 64).
+
+Learnable: `configs/synthetic.py` (288 train / 96 test clips of 16 frames at 72 px, 12 classes, 8 sampled
+frames cropped to 64, a small LSTA trained from scratch for 20 epochs) reached top-1 0.646 (chance 0.083) on
+the test split, the loss still falling (`python -m lsta_jax.demo --dataset synthetic_ego`, 519 s on 2 busy
+CPU cores).
 """
 
 from __future__ import annotations
