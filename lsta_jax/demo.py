@@ -1,8 +1,9 @@
 """`make demo`: build synthetic data, train LSTA from scratch, evaluate it, predict a few clips with overlays.
 
 Steps (all on the CPU, a few minutes on 2 cores):
-1. data: the in-memory `toy` clips (a square moving in one of 8 directions; `configs/synthetic.py:toy`), or
-   with `--dataset synthetic_ego` the tfds builder of `lsta_jax.data` (`configs/synthetic.py`);
+1. data: the `synthetic_ego` tfds builder of `lsta_jax.data` (12 verb_noun classes, built into OUTPUT/tfds
+   in ~20 s; `configs/synthetic.py`), or with `--dataset toy` in-memory clips of a square moving in one of 8
+   directions (`configs/synthetic.py:toy`, ~1 minute in all);
 2. train: `lsta_jax.train` with `configs/synthetic.py` (small ResNet, everything trainable since no ImageNet
    weights are available offline) into OUTPUT/workdir;
 3. evaluate: `lsta_jax.evaluate` on the best checkpoint (top-1, mean class accuracy, confusion matrix PNG);
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh", action="store_true", help="delete OUTPUT first (else a finished run resumes)"
     )
     parser.add_argument("--fast", action="store_true", help="2 epochs only (a smoke test, low accuracy)")
-    parser.add_argument("--dataset", default="toy", choices=("toy", "synthetic_ego"), help="training data")
+    parser.add_argument(
+        "--dataset", default="synthetic_ego", choices=("toy", "synthetic_ego"), help="training data"
+    )
     parser.add_argument("--num-predict", type=int, default=4, help="clips to predict with overlays")
     args = parser.parse_args(argv)
 
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     config = demo_config(args.fast, args.dataset)
+    if args.dataset == "synthetic_ego" and not config.data.data_dir:
+        config.data.data_dir = str(out / "tfds")  # built here on the first run (seconds), reused after
     d = config.data
     print(
         f"[1/4] data: {d.name} ({'tfds builder' if d.name != 'toy' else 'in-memory toy clips'}), "
