@@ -8,8 +8,9 @@ Arg: 'toy' uses the in-memory toy clips instead of the tfds builder; any other a
     python -m lsta_jax.train --config configs/synthetic.py --workdir /tmp/lsta_synth
     python -m lsta_jax.train --config configs/synthetic.py:convlstm --workdir /tmp/lsta_synth_convlstm
 
-Expected: far above chance within a few minutes on a 2-core CPU (see README / `make demo`); there is no paper
-number for this set.
+Measured here (2 CPU cores, seed 0): 52.1% top-1 on the 96 test clips of synthetic_ego (12 classes, chance
+8.3%) after 20 epochs (360 steps, ~2 minutes at ~3.5-4 steps/s); `:toy` 91.7% (8 classes, chance 12.5%) in
+~1 minute. There is no paper number for these sets.
 """
 
 from lsta_jax.train.config import default_config
