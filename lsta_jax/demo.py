@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print(
-        f"[4/4] predict: {args.num_predict} clips exported as frame folders, with attention overlays",
+        f"[4/4] predict: {args.num_predict} held-out clips (folders and an mp4) with attention overlays",
         flush=True,
     )
     predicted = predict_examples(workdir, config, out, args.num_predict)
@@ -138,67 +138,53 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[dict[str, Any]]:
-    """Export `count` clips, run `lsta_jax.predict` on them with overlays; [] with a note if it cannot."""
+    """Export `count` held-out clips and classify them with `lsta_jax.predict`, writing attention overlays.
+
+    synthetic_ego: the raw test clips (full frames, all frames) as frame folders plus one .mp4, predicted with
+    the checkpoint's own evaluation geometry, i.e. exactly what `python -m lsta_jax.predict --checkpoint
+    WORKDIR ...` does. toy: the in-memory clips are already at model size, so they are only normalised.
+    """
     from lsta_jax.checkpoint import load_class_names, load_model
-    from lsta_jax.train.input_pipeline import IMAGENET_MEAN, IMAGENET_STD, toy_frames
+    from lsta_jax.predict import checkpoint_geometry, predict
 
     d = config.data
     names = load_class_names(workdir)
-    frames, labels = toy_frames(count, config.model.num_classes, d.num_frames, d.crop_size, seed=12345)
-    if d.name != "toy":  # synthetic_ego: take held-out clips from the builder's eval split
-        try:
-            from lsta_jax.train.tfds_input import example_frames
+    if d.name == "toy":
+        from lsta_jax.train.input_pipeline import toy_frames
 
-            frames, labels = example_frames(config, count)
-        except (ImportError, AttributeError) as e:
-            print(f"      cannot export synthetic_ego clips ({e}); prediction skipped")
-            return []
-    folders = export_frame_folders(frames, labels, names, out / "clips")
-    try:
-        from lsta_jax.predict import predict
-    except ImportError as e:
-        print(f"      lsta_jax.predict is not available ({e}); skipped")
-        return []
+        frames, labels = toy_frames(count, config.model.num_classes, d.num_frames, d.crop_size, seed=12345)
+        inputs = [str(f) for f in export_frame_folders(frames, labels, names, out / "clips")]
+        true_names = [names[label] for label in labels]
+        geometry = {"num_frames": d.num_frames, "size": d.crop_size, "resize_shorter": d.crop_size}
+    else:
+        from lsta_jax.data import SyntheticOptions, export_clips
 
-    def loader(path: Any) -> np.ndarray:  # the toy clips are already at model size: normalise only
-        from PIL import Image
-
-        files = sorted(Path(path).glob("image_*.png"))
-        clip = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]).astype(np.float32)
-        return (clip / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-
-    try:
-        from lsta_jax.data import load_clip  # noqa: F401
-
-        use_loader = None
-    except ImportError:
-        use_loader = loader
+        exported = export_clips(SyntheticOptions(**d.synthetic), out / "clips", "test", count)
+        inputs = [e["frames"] for e in exported[:-1]] + [e["mp4"] for e in exported[-1:]]
+        true_names = [e["class_name"] for e in exported]
+        geometry = checkpoint_geometry(workdir)
     model, variables = load_model(workdir, which="best")
     results = predict(
         model,
         variables,
-        [str(f) for f in folders],
+        inputs,
         class_names=names,
         top_k=3,
-        num_frames=d.num_frames,
-        size=d.crop_size,
-        resize_shorter=d.crop_size,  # exported frames are already crops
         attention_dir=out / "overlays",
-        loader=use_loader,
         workers=1,
+        **geometry,
     )
     rows = []
-    for folder, label, p in zip(folders, labels, results, strict=True):
+    for source, true_name, p in zip(inputs, true_names, results, strict=True):
+        name = Path(source).name
         if p.error:
-            print(f"      {folder.name}: FAILED {p.error}")
-            rows.append({"clip": folder.name, "error": p.error})
+            print(f"      {name}: FAILED {p.error}")
+            rows.append({"clip": name, "error": p.error})
             continue
         best, score = p.top_k[0]
         overlay = str(p.overlay[0]) if p.overlay else None
-        print(f"      {folder.name}: predicted {best} ({score:.2f}), true {names[label]}; overlay {overlay}")
-        rows.append(
-            {"clip": folder.name, "true": names[label], "predicted": best, "score": score, "overlay": overlay}
-        )
+        print(f"      {name}: predicted {best} ({score:.2f}), true {true_name}; overlay {overlay}")
+        rows.append({"clip": name, "true": true_name, "predicted": best, "score": score, "overlay": overlay})
     return rows
 
 

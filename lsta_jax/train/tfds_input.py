@@ -13,9 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lsta_jax.train.input_pipeline import IMAGENET_MEAN, IMAGENET_STD, Data
+from lsta_jax.train.input_pipeline import Data
 
 
 def _builder(config: Any) -> Any:
@@ -67,18 +65,3 @@ def make_data(config: Any) -> Data:
         num_train=len(train_source),
         num_eval=len(eval_source),
     )
-
-
-def example_frames(config: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` evaluation clips as uint8 frames (the normalised eval clips mapped back to pixels)."""
-    data = make_data(config)
-    clips, labels = [], []
-    for batch in data.make_eval():
-        keep = np.asarray(batch["mask"], bool)
-        clips.append(np.asarray(batch["clip"])[keep])
-        labels.append(np.asarray(batch["label"])[keep])
-        if sum(len(x) for x in labels) >= count:
-            break
-    clip = np.concatenate(clips)[:count]
-    pixels = np.clip(np.rint((clip * IMAGENET_STD + IMAGENET_MEAN) * 255.0), 0, 255).astype(np.uint8)
-    return pixels, np.concatenate(labels)[:count]
