@@ -32,7 +32,7 @@ from lsta_jax.predict import (
     add_common_arguments,
     input_geometry,
     iter_input_paths,
-    load_checkpoint,
+    parse_command,
     report_failures,
 )
 
@@ -85,15 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frame-features", action="store_true", help="also write frame_features.npy (N, T, K)"
     )
-    args = parser.parse_args(argv)
-    if not args.inputs and not args.input_list:
-        parser.error("give at least one input (or --input-list)")
-
-    try:
-        model, variables, meta = load_checkpoint(args.checkpoint, args.which)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: cannot use checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+    args, loaded = parse_command(parser, argv)
+    if loaded is None:
         return 2
+    model, variables, meta = loaded
     num_frames, size, resize_shorter = input_geometry(meta, args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -300,6 +300,23 @@ def load_checkpoint(path: str, which: str) -> tuple[nn.Module, Any, dict[str, An
     return model, variables, meta
 
 
+def parse_command(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, tuple[nn.Module, Any, dict[str, Any]] | None]:
+    """Parse a command line built with `add_common_arguments` and load its checkpoint.
+
+    The checkpoint part is None (after printing why on stderr) when it cannot be used: callers exit with 2.
+    """
+    args = parser.parse_args(argv)
+    if not args.inputs and not args.input_list:
+        parser.error("give at least one input (or --input-list)")
+    try:
+        return args, load_checkpoint(args.checkpoint, args.which)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot use checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+        return args, None
+
+
 def report_failures(failures: list[tuple[str, str]], total: int, what: str) -> None:
     """The summary printed at the end of a run, on stderr."""
     print(f"{what}: {total - len(failures)} of {total} inputs done, {len(failures)} failed", file=sys.stderr)
@@ -319,15 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the JSON lines here instead of stdout")
     parser.add_argument("--attention-dir", help="write attention overlays (<index>_<name>.png/.gif) here")
     parser.add_argument("--strip-frames", type=int, default=5, help="frames in each overlay strip")
-    args = parser.parse_args(argv)
-    if not args.inputs and not args.input_list:
-        parser.error("give at least one input (or --input-list)")
-
-    try:
-        model, variables, meta = load_checkpoint(args.checkpoint, args.which)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: cannot use checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+    args, loaded = parse_command(parser, argv)
+    if loaded is None:
         return 2
+    model, variables, meta = loaded
     num_frames, size, resize_shorter = input_geometry(meta, args)
     class_names = meta.get("class_names")
 
