@@ -268,6 +268,20 @@ def _save_config(config: Any, workdir: Path) -> None:
     (workdir / "config.json").write_text(text + "\n")
 
 
+def stop_if_not_finite(
+    host_metrics: list[dict[str, Any]], step: int, manager: Any, workdir: Path, progress: Any
+) -> None:
+    """The NaN/Inf guard: raise `NonFiniteLoss` (nothing saved) if any logged step was not finite."""
+    if all(bool(m["finite"]) for m in host_metrics):
+        return
+    progress.close()
+    raise NonFiniteLoss(
+        f"non-finite loss or gradient at or before step {step}; stopped without saving. The last good "
+        f"checkpoint is step {manager.latest_step()} in {workdir}/checkpoints: lower the learning rate or "
+        "check the input, then re-run the same command to resume from it."
+    )
+
+
 def train_and_evaluate(
     config: Any, workdir: str | Path, data: Data | None = None, quiet: bool = False
 ) -> dict:
@@ -357,13 +371,7 @@ def train_and_evaluate(
         if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
             host = [jax.device_get(m) for m in train_log]
             train_log = []
-            if not all(bool(m["finite"]) for m in host):
-                progress.close()
-                raise NonFiniteLoss(
-                    f"non-finite loss or gradient at or before step {step}; stopped without saving. The last "
-                    f"good checkpoint is step {manager.latest_step()} in {workdir}/checkpoints: lower the "
-                    "learning rate or check the input, then re-run the same command to resume from it."
-                )
+            stop_if_not_finite(host, step, manager, workdir, progress)
             scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
             scalars["learning_rate"] = float(schedule(step - 1))
             writer.write(step, "train", {**scalars, **progress.rates()})
@@ -379,12 +387,7 @@ def train_and_evaluate(
             )
         if step % config.checkpoint_every_steps == 0 or step == num_steps or eval_metrics is not None:
             # a NaN guard before saving: never write a checkpoint of a diverged state
-            pending = [jax.device_get(m["finite"]) for m in train_log]
-            if not all(bool(f) for f in pending):
-                progress.close()
-                raise NonFiniteLoss(
-                    f"non-finite loss or gradient before step {step}; last good checkpoint kept"
-                )
+            stop_if_not_finite(jax.device_get(train_log), step, manager, workdir, progress)
             model_vars, train_vars = _split_state(state)
             ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
             last_saved = step
