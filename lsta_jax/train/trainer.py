@@ -147,9 +147,13 @@ def train_step(
     step_key = jax.random.fold_in(state.rng, state.step)
     variables = {"batch_stats": state.batch_stats}
 
+    # differentiate only the trainable leaves: no backward pass through frozen layers (`partition_params`)
+    trainable, frozen = opt.partition_params(state.params, mask)
+
     def loss_fn(
-        params: Any, clip: jax.Array, label: jax.Array, key: jax.Array
+        trainable: Any, clip: jax.Array, label: jax.Array, key: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
+        params = opt.combine_params(trainable, frozen, mask)
         out = model.apply({**variables, "params": params}, clip, train=True, rngs={"dropout": key})
         logits = out["logits"].astype(jnp.float32)
         return jnp.mean(metrics_lib.cross_entropy(logits, label)), logits
@@ -157,7 +161,7 @@ def train_step(
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     clip, label = batch["clip"], batch["label"]
     if accum_steps == 1:
-        (loss, logits), grads = grad_fn(state.params, clip, label, step_key)
+        (loss, logits), grads = grad_fn(trainable, clip, label, step_key)
     else:
         micro = clip.shape[0] // accum_steps
         clips = clip.reshape(accum_steps, micro, *clip.shape[1:])
@@ -166,14 +170,15 @@ def train_step(
         def body(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
             loss_sum, grad_sum = carry
             i, c, lab = xs
-            (loss_i, logits_i), g = grad_fn(state.params, c, lab, jax.random.fold_in(step_key, i))
+            (loss_i, logits_i), g = grad_fn(trainable, c, lab, jax.random.fold_in(step_key, i))
             return (loss_sum + loss_i, jax.tree_util.tree_map(jnp.add, grad_sum, g)), logits_i
 
-        zero = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+        zero = jax.tree_util.tree_map(jnp.zeros_like, trainable)
         (loss, grads), logits = jax.lax.scan(body, (0.0, zero), (jnp.arange(accum_steps), clips, labels))
         loss = loss / accum_steps
         grads = jax.tree_util.tree_map(lambda g: g / accum_steps, grads)
         logits = logits.reshape(-1, logits.shape[-1])
+    grads = opt.full_gradient(grads, state.params, mask)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = opt.apply_updates(state.params, updates, mask)
     grad_sq = sum(
