@@ -222,3 +222,11 @@ def test_process_pool_gives_the_same_images(tmp_path):
     assert sorted(one.written) == sorted(two.written) and two.flow_frames == 4
     for path in sorted((tmp_path / "one").rglob("*.jpg")):
         assert path.read_bytes() == (tmp_path / "two" / path.relative_to(tmp_path / "one")).read_bytes()
+
+
+def test_a_dataset_root_given_as_frames_gets_a_note(tmp_path, capsys):
+    write_clip(tmp_path / "data" / "frames" / "c1", moving_frames(2, (1, 0)))
+    argv = ["flow", "--frames", str(tmp_path / "data"), "--output", str(tmp_path / "data"), "--no-progress"]
+    assert data_main(argv) == 0
+    assert f"the builders expect --frames {tmp_path / 'data' / 'frames'}" in capsys.readouterr().err
+    assert (tmp_path / "data" / "flow_x" / "frames" / "c1" / "flow_x_00001.jpg").is_file()  # as asked, though

@@ -1,7 +1,8 @@
 """`python -m lsta_jax.data flow`: TV-L1 flow images of frame folders and videos, in the authors' layout.
 
     python -m lsta_jax.data flow --frames /data/gtea_61/frames --output /data/gtea_61
-    python -m lsta_jax.data flow --frames /data/egtea_videos --output /data/egtea_gaze+ --workers 16
+    python -m lsta_jax.data flow --frames /data/egtea_gaze+/frames --output /data/egtea_gaze+ --workers 16
+    python -m lsta_jax.data flow --frames videos/ --output /tmp/flow    # flow_x/<video name>/flow_x_00001.jpg
     python -m lsta_jax.data flow --frames clip.mp4 --output /tmp/clip_flow --resize-shorter 256
 
 Input (--frames): a tree of clips, a single clip folder, or a single video. In a tree, every folder that holds
@@ -219,6 +220,13 @@ def compute_flow(
     clips = discover_clips(frames, exclude=[output / "flow_x", output / "flow_y", output / TMP_DIR])
     if not clips:
         raise ValueError(f"{frames}: no clips found (no folder with images and no video file)")
+    if all(rel.parts[:1] == ("frames",) for _, rel in clips):
+        inner = frames / "frames"
+        print(
+            f"note: every clip is under {inner}, so the flow goes to {output / 'flow_x' / 'frames'}; "
+            f"the builders expect --frames {inner} --output {frames}",
+            file=sys.stderr,
+        )
     summary = FlowSummary()
     jobs = []
     for source, rel in clips:
