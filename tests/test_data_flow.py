@@ -66,6 +66,37 @@ def test_translated_pair_gives_the_motion_with_its_sign(motion):
     np.testing.assert_array_equal(F.tvl1_flow(gray), F.tvl1_flow(np.repeat(gray[..., None], 3, -1)))
 
 
+def camera_and_object(camera=(2, 1), extra=(0, 3)):
+    """Two frames: the whole scene moves by `camera` (the wearer's head) and a 20x20 textured object on it
+    moves by `camera` + `extra`."""
+    frames = moving_frames(2, camera, height=64, width=80, seed=1)
+    patch = moving_frames(1, (0, 0), height=20, width=20, seed=2)[0]
+    y, x = 20, 30
+    frames[0, y : y + 20, x : x + 20] = patch
+    dy, dx = y + camera[1] + extra[1], x + camera[0] + extra[0]
+    frames[1, dy : dy + 20, dx : dx + 20] = patch
+    return frames
+
+
+def test_warped_flow_removes_the_camera_motion(tmp_path):
+    frames = camera_and_object()
+    background, obj = (slice(6, 18), slice(6, -6)), (slice(27, 38), slice(36, 46))
+    plain, warped = F.tvl1_flow(frames)[0], F.tvl1_flow(frames, warp=True)[0]
+    np.testing.assert_allclose(np.median(plain[background].reshape(-1, 2), 0), (2, 1), atol=0.1)
+    np.testing.assert_allclose(np.median(plain[obj].reshape(-1, 2), 0), (2, 4), atol=0.2)
+    np.testing.assert_allclose(np.median(warped[background].reshape(-1, 2), 0), (0, 0), atol=0.1)
+    np.testing.assert_allclose(np.median(warped[obj].reshape(-1, 2), 0), (0, 3), atol=0.2)
+    # the fitted homography is the camera's translation
+    h = F.camera_homography(frames[0, ..., 1], F.tvl1_flow(frames[..., 1])[0])
+    np.testing.assert_allclose(h / h[2, 2], [[1, 0, 2], [0, 1, 1], [0, 0, 1]], atol=0.05)
+    # the command line's --warp writes the warped flow
+    write_clip(tmp_path / "clip", frames)
+    argv = ["flow", "--frames", str(tmp_path / "clip"), "--output", str(tmp_path / "out"), "--workers", "1"]
+    assert data_main([*argv, "--warp", "--no-progress"]) == 0
+    image = read_gray(tmp_path / "out" / "flow_x" / "flow_x_00001.jpg")
+    assert abs(np.median(image[background]) - 128) <= 1
+
+
 def test_quantize_flow_is_dense_flows_mapping():
     f = np.array([-25.0, -20.0, -16.0, -10.0, -8.0, -1.0, 0.0, 0.1, 1.0, 8.0, 10.0, 19.99, 20.0, 30.0])
     # v = round(255 (f + 20) / 40), clipped, half to even: -16 -> 25.5 -> 26, -8 -> 76.5 -> 76,

@@ -7,7 +7,9 @@ per component and frame pair. This module computes the same thing without files:
   frame t to frame t + 1 by OpenCV's Dual TV-L1 (`cv2.optflow.DualTVL1OpticalFlow_create()`, default
   parameters: tau 0.25, lambda 0.15, theta 0.3, 5 scales of factor 0.8, 5 warps, epsilon 0.01, median
   filtering 5) on the grayscale frames (`cv2.COLOR_RGB2GRAY`, the dense_flow tools' BGR2GRAY on BGR frames).
-  `iter_tvl1_flow` is the same one pair at a time, for long videos.
+  `iter_tvl1_flow` is the same one pair at a time, for long videos. `warp=True` gives dense_flow's *warped*
+  flow (the camera motion, a homography fitted to a first flow, removed before a second flow; the variant the
+  ego-rnn README names for its GTEA61 archive), from flow matches only (dense_flow adds SURF matches).
 - Sign convention (tested): channel 0 is the horizontal component x, positive when the content moves to the
   right (towards larger column index); channel 1 is the vertical component y, positive when it moves down
   (towards larger row index). In formulas: frame_{t+1}(p + flow_t(p)) ~ frame_t(p), p = (x, y) in pixels.
@@ -62,11 +64,51 @@ def resize_shorter_side(frame: np.ndarray, shorter: int | None) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
-def iter_tvl1_flow(frames: Iterable[np.ndarray], resize_shorter: int | None = None) -> Iterator[np.ndarray]:
+def camera_homography(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """The 3x3 homography H (previous frame -> next frame) of the dominant (camera) motion in `flow`.
+
+    The matches are the previous frame's corners (`goodFeaturesToTrack`: at most 1000, quality 0.001, 3 px
+    apart) and the same points moved by the flow at their rounded position; H is fitted by RANSAC (1 px) and
+    used only with more than 50 matches and more than 25 inliers, else the identity (dense_flow's warp rule;
+    dense_flow also adds SURF matches, which the pip OpenCV lacks: SURF is patented and left out).
+    """
+    corners = cv2.goodFeaturesToTrack(previous, 1000, 0.001, 3)
+    if corners is None or len(corners) <= 50:
+        return np.eye(3)
+    h, w = previous.shape
+    xy = np.rint(corners.reshape(-1, 2)).astype(np.int64)
+    xy = np.clip(xy, 0, [w - 1, h - 1])
+    moved = xy + flow[xy[:, 1], xy[:, 0]]
+    homography, inliers = cv2.findHomography(xy.astype(np.float32), moved.astype(np.float32), cv2.RANSAC, 1.0)
+    if homography is None or int(inliers.sum()) <= 25:
+        return np.eye(3)
+    return homography
+
+
+def warp_to_previous(previous: np.ndarray, frame: np.ndarray, homography: np.ndarray, margin: int = 5):
+    """`frame` resampled at H p for every pixel p (bilinear), so that the camera motion H is undone; pixels
+    whose source H p falls outside the frame less a `margin` keep the previous frame's value (no motion)."""
+    h, w = frame.shape
+    warped = cv2.warpPerspective(frame, homography, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    ys, xs = np.mgrid[0:h, 0:w]
+    source = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ np.asarray(homography, np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sx, sy = source[:, 0] / source[:, 2], source[:, 1] / source[:, 2]
+    inside = (sx > margin) & (sx < w - 1 - margin) & (sy > margin) & (sy < h - 1 - margin)
+    return np.where(inside.reshape(h, w), warped, previous)
+
+
+def iter_tvl1_flow(
+    frames: Iterable[np.ndarray], resize_shorter: int | None = None, warp: bool = False
+) -> Iterator[np.ndarray]:
     """Flow of each consecutive pair of `frames` (uint8 RGB or gray), one (H, W, 2) float32 array at a time.
 
     With `resize_shorter`, frames are first resized so their shorter side has that many pixels (the flow is
-    then in pixels of the resized frames, as with the dense_flow tools' new width/height).
+    then in pixels of the resized frames, as with the dense_flow tools' new width/height). With `warp`, the
+    *warped* flow of dense_flow's warp tool (the variant named for the authors' GTEA61 archive): the flow is
+    computed, the camera motion fitted to it as a homography (`camera_homography`), the next frame warped
+    back by it (`warp_to_previous`) and the flow computed again: what remains is the motion relative to the
+    scene (twice the cost).
     """
     estimator = tvl1_estimator()
     previous = None
@@ -75,17 +117,22 @@ def iter_tvl1_flow(frames: Iterable[np.ndarray], resize_shorter: int | None = No
         if previous is not None:
             if gray.shape != previous.shape:
                 raise ValueError(f"frame size changed from {previous.shape} to {gray.shape}")
-            yield estimator.calc(previous, gray, None)
+            flow = estimator.calc(previous, gray, None)
+            if warp:
+                aligned = warp_to_previous(previous, gray, camera_homography(previous, flow))
+                flow = estimator.calc(previous, aligned, None)
+            yield flow
         previous = gray
 
 
-def tvl1_flow(frames: np.ndarray, resize_shorter: int | None = None) -> np.ndarray:
+def tvl1_flow(frames: np.ndarray, resize_shorter: int | None = None, warp: bool = False) -> np.ndarray:
     """(T, H, W, 3) uint8 RGB or (T, H, W) gray frames -> (T - 1, H, W, 2) float32 TV-L1 flow
-    (channel 0: x, + = rightwards; channel 1: y, + = downwards; see the module docstring)."""
+    (channel 0: x, + = rightwards; channel 1: y, + = downwards; see the module docstring and
+    `iter_tvl1_flow` for `resize_shorter` and `warp`)."""
     frames = np.asarray(frames)
     if frames.ndim not in (3, 4) or len(frames) < 2:
         raise ValueError(f"tvl1_flow needs (T >= 2, H, W[, 3]) frames, got shape {frames.shape}")
-    flows = list(iter_tvl1_flow(frames, resize_shorter))
+    flows = list(iter_tvl1_flow(frames, resize_shorter, warp))
     return np.stack(flows).astype(np.float32, copy=False)
 
 

@@ -14,7 +14,9 @@ is the flow from frame k to frame k + 1, so a clip of N frames gets N - 1 of eac
 gtea61/gtea71/egtea_gaze_plus builders read as provided flow (`--frames DATA/frames --output DATA`). A clip
 folder's `action_label.txt` (GTEA verb id) is copied next to its x-flow, where the builders look for it.
 Each image: TV-L1 flow clipped to +-bound px (default 20) and mapped linearly to 0..255, rounded half to even
-(128 = no motion; `lsta_jax.data.flow.quantize_flow`), grayscale JPEG quality 95.
+(128 = no motion; `lsta_jax.data.flow.quantize_flow`), grayscale JPEG quality 95. With --warp, the *warped*
+flow (dense_flow's warp tool, the variant the ego-rnn README names for its GTEA61 archive): the camera motion,
+a homography fitted to the flow, is removed and the flow computed again (twice the time).
 
 Work runs in a pool of --workers processes (default: all cores), one clip per task, with a progress bar
 (clips, flow frames/s). Resumable: a clip whose flow_x/REL and flow_y/REL both exist is skipped. Each clip is
@@ -62,6 +64,7 @@ class FlowJob:
     output: Path
     bound: float = F.DEFAULT_BOUND
     resize_shorter: int | None = None
+    warp: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +160,8 @@ def extract_clip(job: FlowJob) -> FlowResult:
         tmp_x.mkdir(parents=True)
         tmp_y.mkdir()
         count = 0
-        for count, flow in enumerate(F.iter_tvl1_flow(source_frames(job.source), job.resize_shorter), 1):
+        flows = F.iter_tvl1_flow(source_frames(job.source), job.resize_shorter, job.warp)
+        for count, flow in enumerate(flows, 1):
             q = F.quantize_flow(flow, job.bound)
             (tmp_x / f"flow_x_{count:05d}.jpg").write_bytes(F.encode_flow_image(q[..., 0]))
             (tmp_y / f"flow_y_{count:05d}.jpg").write_bytes(F.encode_flow_image(q[..., 1]))
@@ -203,6 +207,7 @@ def compute_flow(
     workers: int | None = None,
     bound: float = F.DEFAULT_BOUND,
     resize_shorter: int | None = None,
+    warp: bool = False,
     progress: bool = True,
 ) -> FlowSummary:
     """Write the flow images of every clip under `frames` into `output` (module docstring); -> a summary."""
@@ -233,7 +238,7 @@ def compute_flow(
         if is_finished(output, rel):
             summary.skipped.append(rel)
         else:
-            jobs.append(FlowJob(source, rel, output, bound, resize_shorter))
+            jobs.append(FlowJob(source, rel, output, bound, resize_shorter, warp))
     output.mkdir(parents=True, exist_ok=True)
     start = time.time()
     bar = tqdm(total=len(jobs), unit="clip", desc="flow", disable=not progress, dynamic_ncols=True)
@@ -287,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="resize frames to this shorter side before the flow (default: native size)",
     )
+    parser.add_argument(
+        "--warp",
+        action="store_true",
+        help="warped flow: the camera motion (a homography fitted to the flow) removed, as dense_flow's",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -296,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             bound=args.bound,
             resize_shorter=args.resize_shorter,
+            warp=args.warp,
             progress=not args.no_progress,
         )
     except (FileNotFoundError, ValueError) as err:
