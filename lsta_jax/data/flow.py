@@ -5,8 +5,9 @@ per component and frame pair. This module computes the same thing without files:
 
 - `tvl1_flow(frames)`: (T, H, W, 3) uint8 RGB (or (T, H, W) gray) -> (T - 1, H, W, 2) float32, the flow from
   frame t to frame t + 1 by OpenCV's Dual TV-L1 (`cv2.optflow.DualTVL1OpticalFlow_create()`, default
-  parameters: tau 0.25, lambda 0.15, theta 0.3, 5 scales of factor 0.8, 5 warps, epsilon 0.01, median
-  filtering 5) on the grayscale frames (`cv2.COLOR_RGB2GRAY`, the dense_flow tools' BGR2GRAY on BGR frames).
+  parameters: tau 0.25, lambda 0.15, theta 0.3, 5 scales of factor 0.8, 5 warps, epsilon 0.01, 10 x 30
+  iterations, median filter 5) on the grayscale frames (`cv2.COLOR_RGB2GRAY`, the dense_flow tools' BGR2GRAY
+  on BGR frames).
   `iter_tvl1_flow` is the same one pair at a time, for long videos. `warp=True` gives dense_flow's *warped*
   flow (the camera motion, a homography fitted to a first flow, removed before a second flow; the variant the
   ego-rnn README names for its GTEA61 archive), from flow matches only (dense_flow adds SURF matches).
