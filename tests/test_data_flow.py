@@ -139,7 +139,9 @@ def test_cli_on_a_gtea_tree_feeds_the_builder(tmp_path, capsys):
         )
         (inst / "action_label.txt").write_text("7\n")
     code = data_main(["flow", "--frames", str(raw / "frames"), "--output", str(raw), "--workers", "1"])
-    assert code == 0 and "4 clips written (16 flow frames" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert code == 0 and "4 clips written (16 flow frames" in captured.out
+    assert "4/4" in captured.err and "frames/s]" in captured.err  # the progress bar
     for subject in motions:
         rel = f"{subject}/take_bread/take_bread_1"
         assert sorted(p.name for p in (raw / "flow_x" / rel).iterdir()) == [

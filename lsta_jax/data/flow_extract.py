@@ -16,7 +16,7 @@ folder's `action_label.txt` (GTEA verb id) is copied next to its x-flow, where t
 Each image: TV-L1 flow clipped to +-bound px (default 20) and mapped linearly to 0..255, rounded half to even
 (128 = no motion; `lsta_jax.data.flow.quantize_flow`), grayscale JPEG quality 95. With --warp, the *warped*
 flow (dense_flow's warp tool, the variant the ego-rnn README names for its GTEA61 archive): the camera motion,
-a homography fitted to the flow, is removed and the flow computed again (twice the time).
+a homography fitted to the flow, is removed and the flow computed again (a second, faster TV-L1 pass).
 
 Work runs in a pool of --workers processes (default: all cores), one clip per task, with a progress bar
 (clips, flow frames/s). Resumable: a clip whose flow_x/REL and flow_y/REL both exist is skipped. Each clip is
@@ -35,7 +35,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +165,8 @@ def extract_clip(job: FlowJob) -> FlowResult:
             q = F.quantize_flow(flow, job.bound)
             (tmp_x / f"flow_x_{count:05d}.jpg").write_bytes(F.encode_flow_image(q[..., 0]))
             (tmp_y / f"flow_y_{count:05d}.jpg").write_bytes(F.encode_flow_image(q[..., 1]))
+            if _on_frame is not None:
+                _on_frame()
         if count == 0:
             raise ValueError(f"{job.source}: fewer than 2 frames, no flow to compute")
         if job.source.is_dir() and (job.source / LABEL_FILE).is_file():
@@ -183,10 +185,51 @@ def extract_clip(job: FlowJob) -> FlowResult:
         return FlowResult(job.rel, error=message.splitlines()[0] if message else type(err).__name__)
 
 
-def _init_worker() -> None:
+_on_frame: Callable[[], None] | None = None  # called after each flow frame: the live frames/s of the bar
+
+
+def _count_into(counter) -> Callable[[], None]:
+    def count() -> None:
+        with counter.get_lock():
+            counter.value += 1
+
+    return count
+
+
+def _init_worker(counter) -> None:
     import cv2
 
+    global _on_frame
+    _on_frame = _count_into(counter)
     cv2.setNumThreads(1)  # one clip per process: the pool, not OpenCV, uses the cores
+
+
+def _results(jobs: list[FlowJob], workers: int, counter, show: Callable[[], None]) -> Iterator[FlowResult]:
+    """The clips' results as they finish (in this process for one worker, else a spawn pool); `show` runs
+    after each flow frame (one worker) or every second (pool) to refresh the frames/s."""
+    global _on_frame
+    if workers == 1:
+        count = _count_into(counter)
+        _on_frame = lambda: (count(), show())
+        try:
+            yield from map(extract_clip, jobs)
+        finally:
+            _on_frame = None
+        return
+    # spawn: a clean interpreter per worker (no fork of a process that imported jax)
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(counter,))
+    try:
+        results = pool.imap_unordered(extract_clip, jobs)
+        while True:
+            try:
+                yield results.next(timeout=1.0)
+            except multiprocessing.TimeoutError:
+                show()
+            except StopIteration:
+                return
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _prune_tmp(output: Path) -> None:
@@ -244,14 +287,13 @@ def compute_flow(
     bar = tqdm(total=len(jobs), unit="clip", desc="flow", disable=not progress, dynamic_ncols=True)
     if summary.skipped:
         bar.write(f"{len(summary.skipped)} clips already finished in {output}, skipped")
-    workers = min(workers, len(jobs)) or 1
-    pool = None
+    counter = multiprocessing.get_context("spawn").Value("q", 0)  # flow frames so far, clips in progress too
+
+    def show() -> None:
+        bar.set_postfix_str(f"{counter.value / max(time.time() - start, 1e-9):.1f} frames/s")
+
+    results = _results(jobs, min(workers, len(jobs)) or 1, counter, show)
     try:
-        if workers == 1:
-            results = map(extract_clip, jobs)
-        else:  # spawn: a clean interpreter per worker (no fork of a process that imported jax)
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-            results = pool.imap_unordered(extract_clip, jobs)
         for result in results:
             if result.error:
                 summary.failed[result.rel] = result.error
@@ -259,14 +301,11 @@ def compute_flow(
             else:
                 summary.written.append(result.rel)
                 summary.flow_frames += result.flow_frames
-            summary.seconds = time.time() - start
-            bar.set_postfix_str(f"{summary.frames_per_second:.1f} frames/s", refresh=False)
+            show()
             bar.update()
     finally:
+        results.close()  # stops the pool now, also on an error or Ctrl-C
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
         _prune_tmp(output)
     summary.seconds = time.time() - start
     return summary
