@@ -231,6 +231,7 @@ def test_bad_clips_are_reported_by_name_and_skipped(tmp_path, capsys):
         (["--frames", "{tmp}/nowhere"], "nowhere: no such folder or video"),
         (["--frames", "{tmp}/note.txt"], "note.txt: not a video file"),
         (["--frames", "{tmp}/empty"], "empty: no clips found"),
+        (["--frames", "{tmp}/twins"], "would both write flow_x/clip; rename or move one"),
         (["--frames", "{tmp}/clip", "--workers", "0"], "--workers must be >= 1"),
         (["--frames", "{tmp}/clip", "--bound", "-1"], "bound must be > 0"),
         (["--frames", "{tmp}/clip", "--output", "{tmp}/note.txt"], "exists and is not a folder"),
@@ -240,6 +241,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
     (tmp_path / "note.txt").write_text("x")
     (tmp_path / "empty").mkdir()
     write_clip(tmp_path / "clip", moving_frames(2, (1, 0)))
+    write_clip(tmp_path / "twins" / "clip", moving_frames(2, (1, 0)))
+    (tmp_path / "twins" / "clip.mp4").write_bytes(b"")  # the same relative path as the folder
     argv = ["flow", "--output", str(tmp_path / "out"), *(a.format(tmp=tmp_path) for a in args)]
     assert data_main(argv) == 2
     err = capsys.readouterr().err

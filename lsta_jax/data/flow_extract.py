@@ -102,7 +102,7 @@ def discover_clips(root: Path, exclude: Sequence[Path] = ()) -> list[tuple[Path,
         raise FileNotFoundError(f"{root}: no such folder or video")
     excluded = {p.resolve() for p in exclude}
     clips: list[tuple[Path, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # trees are often assembled by links
         here = Path(dirpath)
         if _has_images(filenames):
             clips.append((here, here.relative_to(root)))
@@ -115,6 +115,11 @@ def discover_clips(root: Path, exclude: Sequence[Path] = ()) -> list[tuple[Path,
         for name in sorted(filenames, key=natural_key):
             if is_video(name):
                 clips.append((here / name, (here / name).relative_to(root).with_suffix("")))
+    first: dict[Path, Path] = {}
+    for source, rel in clips:
+        if rel in first:
+            raise ValueError(f"{first[rel]} and {source} would both write flow_x/{rel}; rename or move one")
+        first[rel] = source
     return clips
 
 
