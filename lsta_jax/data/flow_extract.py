@@ -69,6 +69,8 @@ class FlowJob:
 
 @dataclasses.dataclass(frozen=True)
 class FlowResult:
+    """What one clip gave: its flow frame count, or the error that failed it (one line, naming the file)."""
+
     rel: Path
     flow_frames: int = 0
     error: str | None = None
@@ -76,6 +78,8 @@ class FlowResult:
 
 @dataclasses.dataclass
 class FlowSummary:
+    """A run: clips written, skipped as already finished, failed (rel -> error); frames and seconds."""
+
     written: list[Path] = dataclasses.field(default_factory=list)
     skipped: list[Path] = dataclasses.field(default_factory=list)
     failed: dict[Path, str] = dataclasses.field(default_factory=dict)
@@ -91,7 +95,7 @@ def _has_images(names: Sequence[str]) -> bool:
     return any(Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names)
 
 
-def discover_clips(root: Path, exclude: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+def discover_clips(root: str | Path, exclude: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
     """[(source, rel)] of the clips under `root` (see the module docstring), in natural sorted order."""
     root = Path(root)
     if root.is_file():
