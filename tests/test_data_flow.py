@@ -66,6 +66,16 @@ def test_translated_pair_gives_the_motion_with_its_sign(motion):
     np.testing.assert_array_equal(F.tvl1_flow(gray), F.tvl1_flow(np.repeat(gray[..., None], 3, -1)))
 
 
+def test_resize_shorter_scales_the_frames_and_the_motion(tmp_path):
+    frames = moving_frames(2, (4, -2), height=48, width=64)
+    flow = F.tvl1_flow(frames, resize_shorter=24)
+    assert flow.shape == (1, 24, 32, 2)  # shorter side 24, aspect kept
+    np.testing.assert_allclose(np.median(flow[0, 4:-4, 4:-4].reshape(-1, 2), 0), (2, -1), atol=0.15)
+    write_clip(tmp_path / "clip", frames)
+    compute_flow(tmp_path / "clip", tmp_path / "out", workers=1, resize_shorter=24, progress=False)
+    assert read_gray(tmp_path / "out" / "flow_y" / "flow_y_00001.jpg").shape == (24, 32)
+
+
 def camera_and_object(camera=(2, 1), extra=(0, 3)):
     """Two frames: the whole scene moves by `camera` (the wearer's head) and a 20x20 textured object on it
     moves by `camera` + `extra`."""
