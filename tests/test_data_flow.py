@@ -207,6 +207,28 @@ def test_resume_skips_finished_clips_and_redoes_interrupted_ones(tmp_path, capsy
     assert "0 clips written (0 flow frames" in capsys.readouterr().out  # all three finished
 
 
+def test_an_interrupted_run_leaves_no_finished_looking_clip(tmp_path, monkeypatch):
+    clip = write_clip(tmp_path / "frames" / "a", moving_frames(4, (1, 0)))
+    out = tmp_path / "out"
+    encode, calls = F.encode_flow_image, []
+
+    def interrupted(values):
+        calls.append(1)
+        if len(calls) == 4:  # Ctrl-C in the middle of the clip (after 1.5 of its 3 frame pairs)
+            raise KeyboardInterrupt
+        return encode(values)
+
+    monkeypatch.setattr(F, "encode_flow_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compute_flow(clip.parent, out, workers=1, progress=False)
+    assert not (out / "flow_x" / "a").exists() and not (out / "flow_y" / "a").exists()
+    assert (out / TMP_DIR / "a" / "flow_x" / "flow_x_00001.jpg").is_file()  # the partial work stays hidden
+    monkeypatch.setattr(F, "encode_flow_image", encode)
+    summary = compute_flow(clip.parent, out, workers=1, progress=False)
+    assert summary.written == [Path("a")] and summary.flow_frames == 3
+    assert len(list((out / "flow_x" / "a").iterdir())) == 3 and not (out / TMP_DIR).exists()
+
+
 def test_bad_clips_are_reported_by_name_and_skipped(tmp_path, capsys):
     tree = tmp_path / "videos"
     write_clip(tree / "good", moving_frames(3, (1, 0)))
