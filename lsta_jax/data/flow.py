@@ -16,8 +16,9 @@ per component and frame pair. This module computes the same thing without files:
   (towards larger row index). In formulas: frame_{t+1}(p + flow_t(p)) ~ frame_t(p), p = (x, y) in pixels.
 - `quantize_flow(flow, bound)`: the dense_flow mapping v = round(255 * (f + b) / (2 b)) for -b <= f <= b,
   0 below -b, 255 above b, with b = 20 px by default (dense_flow's `build_of.py` passes 20) and round half to
-  even (OpenCV's `cvRound`, numpy's `rint`): zero motion is 127.5 -> 128, so 128 means |f| < 0.08 px; one
-  level is 40 / 255 = 0.157 px. `dequantize_flow` is the inverse up to that step (128 -> +0.078 px).
+  even (OpenCV's `cvRound`, numpy's `rint`). One level is 40 / 255 = 0.157 px; zero motion is 127.5 -> 128,
+  so 128 means 0 <= f <= 0.157 px and 127 means -0.157 < f < 0 (not symmetric about 0).
+  `dequantize_flow` is the inverse up to one level (v * 40 / 255 - 20: 128 -> +0.078 px).
   A horizontally flipped x-flow image is `255 - v` (ego-rnn's rule), which is `quantize_flow(-f)` except at
   exact ties (zero motion: 128 -> 127).
 - `encode_flow_image(v)`: grayscale JPEG bytes, quality 95 (OpenCV's default, what dense_flow writes).

@@ -14,9 +14,10 @@ is the flow from frame k to frame k + 1, so a clip of N frames gets N - 1 of eac
 gtea61/gtea71/egtea_gaze_plus builders read as provided flow (`--frames DATA/frames --output DATA`). A clip
 folder's `action_label.txt` (GTEA verb id) is copied next to its x-flow, where the builders look for it.
 Each image: TV-L1 flow clipped to +-bound px (default 20) and mapped linearly to 0..255, rounded half to even
-(128 = no motion; `lsta_jax.data.flow.quantize_flow`), grayscale JPEG quality 95. With --warp, the *warped*
-flow (dense_flow's warp tool, the variant the ego-rnn README names for its GTEA61 archive): the camera motion,
-a homography fitted to the flow, is removed and the flow computed again (a second, faster TV-L1 pass).
+(128 ~ no motion: 0 to +0.157 px; `lsta_jax.data.flow.quantize_flow`), grayscale JPEG quality 95.
+With --warp, the *warped* flow (dense_flow's warp tool, the variant the ego-rnn README names for its GTEA61
+archive): the camera motion, a homography fitted to the flow, is removed and the flow computed again (a
+second, faster TV-L1 pass).
 
 Work runs in a pool of --workers processes (default: all cores), one clip per task, with a progress bar
 (clips, flow frames/s). Resumable: a clip whose flow_x/REL and flow_y/REL both exist is skipped. Each clip is
