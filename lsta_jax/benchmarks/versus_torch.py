@@ -369,43 +369,6 @@ class Bench:
         out["before"], out["after"] = "grad of all params, masked", "grad of the trainable part only"
         return out
 
-    def lever_fused_gates(self, batch: int, frames: int) -> dict[str, Any]:
-        """The LSTA cell scanned over `frames` 7x7x512 steps, forward + gradient of its parameters, with one
-        convolution per gate against the gates of each input fused (`cells.fused_gate_convs`)."""
-        import flax.linen as nn
-        import jax
-        import jax.numpy as jnp
-
-        from lsta_jax.models.cells import LSTACell
-        from lsta_jax.models.lsta import scan_unroll_steps
-
-        h = w = -(-self.args.size // 32)
-        x = jnp.asarray(self.rng.normal(size=(batch, frames, h, w, 512)), jnp.float32)
-        cam = jnp.asarray(self.rng.normal(size=(batch, frames, h, w)), jnp.float32)
-        carry = LSTACell.initial_carry(batch, h, w, 512)
-        params = {"params": self.variables["params"]["lsta_cell"]}
-        out: dict[str, Any] = {"lever": "fused gate convs (LSTA cell fwd+grad)", "batch": batch}
-        out["frames"] = frames
-        for key, fused in (("before", False), ("after", True)):
-            cell = nn.scan(
-                LSTACell,
-                variable_broadcast="params",
-                split_rngs={"params": False},
-                in_axes=1,
-                out_axes=1,
-                unroll=scan_unroll_steps(self.args.scan_unroll, frames),
-            )(fused_gates=fused)
-
-            def loss(p: Any, cell: Any = cell) -> Any:
-                (_, (c, _)), _ = cell.apply(p, carry, x, cam)
-                return jnp.mean(c**2)
-
-            compiled, compile_s, _ = timed_compile(jax.jit(jax.grad(loss)), params)
-            out[f"{key}_s"] = _median_time(lambda c=compiled: c(params), self.args.repeats)
-            out[f"{key}_compile_s"] = compile_s
-        out["before"], out["after"] = "one conv per gate", "fused per input"
-        return out
-
     # --- accelerator memory plan (compiled, not run) --------------------------------------------------------
     def memory_plan(self, batch: int, frames: int) -> list[dict[str, Any]]:
         import jax
@@ -593,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _progress(f"batch sweep: {sweeps['batch_sweep'][-1]}")
     result.update(sweeps)
     if not args.no_levers:
-        result["levers"] = [bench.lever_unroll(b, f), bench.lever_fused_gates(b, f)]
+        result["levers"] = [bench.lever_unroll(b, f)]
         _progress(f"levers: {result['levers']}")
         for stage in ("stage1", "stage2"):
             result["levers"].append(bench.lever_frozen_grads(stage, b, f))
