@@ -144,6 +144,7 @@ def interleaved(jax_call: Callable[[], Any], torch_call: Callable[[], Any], repe
         "ratio": round(jax_s / torch_s, 3),
         "jax_rss_rise_mib": jax_mem.rise_mib,
         "torch_rss_rise_mib": torch_mem.rise_mib,
+        "load1": round(os.getloadavg()[0], 2),
     }
 
 
@@ -537,34 +538,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     _progress(f"machine {result['machine']}")
     bench = Bench(args)
     f, b = args.frames, args.train_batch
+    json_path = output / "versus_torch.json"
+
+    def save() -> None:  # after every measurement, so an interrupted run keeps what it measured
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+
     rows: list[dict[str, Any]] = []
+    result["main"] = rows
     for batch in args.infer_batches:
         rows.append(bench.inference(batch, f))
         _progress(f"inference batch {batch}: {rows[-1]}")
+        save()
     for stage in ("stage1", "stage2"):
         rows.append(bench.train(stage, b, f))
         _progress(f"{stage} batch {b}: {rows[-1]}")
-    result["main"] = rows
-    sweeps: dict[str, list[dict[str, Any]]] = {"frames_sweep": [], "batch_sweep": []}
-    for frames in args.frames_sweep:
-        for measure in (bench.inference, lambda bb, ff: bench.train("stage1", bb, ff)):
-            sweeps["frames_sweep"].append(measure(1, frames))
-            _progress(f"frames sweep: {sweeps['frames_sweep'][-1]}")
-    for batch in args.batch_sweep:
-        for measure in (bench.inference, lambda bb, ff: bench.train("stage1", bb, ff)):
-            sweeps["batch_sweep"].append(measure(batch, f))
-            _progress(f"batch sweep: {sweeps['batch_sweep'][-1]}")
-    result.update(sweeps)
+        save()
     if not args.no_levers:
         result["levers"] = [bench.lever_unroll(b, f)]
         _progress(f"levers: {result['levers']}")
         for stage in ("stage1", "stage2"):
             result["levers"].append(bench.lever_frozen_grads(stage, b, f))
             _progress(f"lever: {result['levers'][-1]}")
+            save()
+    sweeps: dict[str, list[dict[str, Any]]] = {"frames_sweep": [], "batch_sweep": []}
+    result.update(sweeps)
+    for frames in args.frames_sweep:
+        for measure in (bench.inference, lambda bb, ff: bench.train("stage1", bb, ff)):
+            sweeps["frames_sweep"].append(measure(1, frames))
+            _progress(f"frames sweep: {sweeps['frames_sweep'][-1]}")
+            save()
+    for batch in args.batch_sweep:
+        for measure in (bench.inference, lambda bb, ff: bench.train("stage1", bb, ff)):
+            sweeps["batch_sweep"].append(measure(batch, f))
+            _progress(f"batch sweep: {sweeps['batch_sweep'][-1]}")
+            save()
     if args.memory_plan:
         result["memory_plan"] = bench.memory_plan(args.plan_batch, f)
+        save()
     result["machine"]["loadavg_end"] = list(os.getloadavg())
-    (output / "versus_torch.json").write_text(json.dumps(result, indent=2) + "\n")
+    save()
     plot(result, output / "versus_torch.png")
     m = result["machine"]
     print(
