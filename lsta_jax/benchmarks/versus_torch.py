@@ -457,7 +457,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, key, axis in ((axes[0], "frames_sweep", "frames"), (axes[1], "batch_sweep", "batch")):
         rows = result.get(key, [])
         for work in sorted({r["work"] for r in rows}):
@@ -471,6 +471,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(f"cost vs {axis} ({fixed} {rows[0][fixed] if rows else '?'})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    ax = axes[2]
+    rows = [r for r in result.get("frames_sweep", []) if r["work"] == "inference"]
+    rows.sort(key=lambda r: r["frames"])
+    xs = [r["frames"] for r in rows]
+    ax.plot(xs, [r["jax_compiled_mib"] for r in rows], "o-", label="lsta_jax compiled (XLA analysis)")
+    ax.plot(xs, [r["jax_rss_rise_mib"] for r in rows], "^-", label="lsta_jax peak RSS rise")
+    ax.plot(xs, [r["torch_rss_rise_mib"] for r in rows], "s--", label="torch peak RSS rise")
+    ax.set_xlabel("frames")
+    ax.set_ylabel("MiB")
+    ax.set_title("inference memory vs frames (batch 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     m = result["machine"]
     fig.suptitle(f"lsta_jax vs torch reference: {m['cpu']}, {m['cores']} cores", fontsize=9)
     fig.tight_layout()
@@ -511,6 +523,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-levers", action="store_true", help="skip the lever before/after rows")
     p.add_argument("--memory-plan", action="store_true", help="also compile the paper's batch-32 steps")
     p.add_argument("--plan-batch", type=int, default=32, help="batch of --memory-plan")
+    p.add_argument(
+        "--from-json", default=None, help="only print the tables and redraw the PNG of a saved run"
+    )
     args = p.parse_args(argv)
     args.scan_unroll = int(args.scan_unroll) if args.scan_unroll.isdigit() else args.scan_unroll
     if args.frames is None:
@@ -528,6 +543,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        path = Path(args.from_json)
+        if not path.is_file():
+            print(f"versus_torch: no such file {path}", file=sys.stderr)
+            return 2
+        report(json.loads(path.read_text()), path.parent)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -577,12 +599,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         save()
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     save()
+    report(result, output)
+    return 0
+
+
+def report(result: dict[str, Any], output: Path) -> None:
+    """Print the tables of a result and write its PNG next to the JSON."""
     plot(result, output / "versus_torch.png")
+    args = argparse.Namespace(**result["args"])
+    f = args.frames
+    rows = result.get("main", [])
+    sweeps = {k: result.get(k, []) for k in ("frames_sweep", "batch_sweep")}
     m = result["machine"]
+    end = f"{m['loadavg_end'][0]:.1f}" if "loadavg_end" in m else "?"
     print(
         f"lsta_jax vs torch reference on {m['cpu']} ({m['cores']} cores, jax {m['jax']}, torch {m['torch']}, "
         f"{m['torch_threads']} torch threads); load average {m['loadavg_start'][0]:.1f} at start, "
-        f"{m['loadavg_end'][0]:.1f} at end; medians of {args.repeats} interleaved calls, {args.size} px"
+        f"{end} at end; medians of {args.repeats} interleaved calls, {args.size} px"
     )
     print(format_table(rows))
     print("\ncost as frames grow (batch 1) and as the batch grows (" + str(f) + " frames):")
@@ -598,7 +631,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{r['compiled_mib']} MiB"
             )
     print(f"\nwrote {output / 'versus_torch.json'} and {output / 'versus_torch.png'}")
-    return 0
 
 
 if __name__ == "__main__":
