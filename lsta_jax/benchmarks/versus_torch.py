@@ -523,6 +523,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-levers", action="store_true", help="skip the lever before/after rows")
     p.add_argument("--memory-plan", action="store_true", help="also compile the paper's batch-32 steps")
     p.add_argument("--plan-batch", type=int, default=32, help="batch of --memory-plan")
+    p.add_argument("--memory-plan-only", action="store_true", help="only the memory plan (no timing)")
     p.add_argument(
         "--from-json", default=None, help="only print the tables and redraw the PNG of a saved run"
     )
@@ -538,6 +539,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.batch_sweep = [1, 2, 4] if args.quick else [1, 2, 4, 8]
     if args.quick:
         args.repeats = min(args.repeats, 2)
+    if args.memory_plan_only:
+        args.memory_plan, args.no_levers = True, True
+        args.infer_batches = args.frames_sweep = args.batch_sweep = []
     return args
 
 
@@ -571,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(bench.inference(batch, f))
         _progress(f"inference batch {batch}: {rows[-1]}")
         save()
-    for stage in ("stage1", "stage2"):
+    for stage in () if args.memory_plan_only else ("stage1", "stage2"):
         rows.append(bench.train(stage, b, f))
         _progress(f"{stage} batch {b}: {rows[-1]}")
         save()
