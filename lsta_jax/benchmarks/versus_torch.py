@@ -26,6 +26,7 @@ into `--output`. Ratios are jax time / torch time (below 1: jax is faster).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -87,6 +88,8 @@ class PeakRSS:
     """Context manager: the peak rise of resident memory over its start, sampled every 2 ms (Linux)."""
 
     def __enter__(self) -> PeakRSS:
+        gc.collect()  # let the other framework's freed buffers leave first, so they cannot hide a rise
+        time.sleep(0.2)
         self.start = self.peak = _rss_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
