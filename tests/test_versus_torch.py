@@ -11,8 +11,8 @@ def test_quick_mode_and_sweep_parsing():
     assert (quick.frames, quick.infer_batches, quick.frames_sweep, quick.batch_sweep) == (
         4,
         [1, 2],
-        [1, 2, 4],
-        [1, 2, 4],
+        [1, 4],
+        [1, 2],
     )
     assert quick.repeats <= 2 and quick.scan_unroll == "auto"
     full = vt.parse_args(["--frames-sweep", "1,50", "--scan-unroll", "5"])
