@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 # Model kinds that map a clip (B, T, H, W, 3) to `logits`, `features` and per-frame `attention` maps.
-CLIP_CLASSIFIER_KINDS = ("lsta_rgb", "convlstm_rgb")
+CLIP_CLASSIFIER_KINDS = ("lsta_rgb", "convlstm_rgb", "elegatt_rgb")
 
 # Default input geometry: the reference's evaluation (25 frames, Scale(256), CenterCrop(224)).
 DEFAULT_NUM_FRAMES = 25
