@@ -26,6 +26,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The summary entries the commands print (those present): activity head, then the multi-task challenge metrics
+REPORT_KEYS = (
+    "top1",
+    "top5",
+    "mean_class_accuracy",
+    "verb_accuracy",
+    "noun_accuracy",
+    *(f"{t}_{m}" for t in ("verb", "noun", "action") for m in ("top1", "top5", "mean_class_recall")),
+    "loss",
+)
+
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example softmax cross-entropy (`nn.CrossEntropyLoss` before its batch mean), in float32."""
