@@ -1,5 +1,7 @@
 """eleGAtt baseline (`elegatt_rgb`): the gate and one LSTM step against a hand-written numpy step."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,3 +64,50 @@ def test_classifier_scans_the_cell_over_the_pooled_frame_features():
         np.testing.assert_allclose(out["gate"][:, t], a, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["features"], h, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["logits"], h @ p["fc"]["kernel"] + p["fc"]["bias"], rtol=1e-4, atol=1e-5)
+
+
+def test_elegatt_checkpoint_works_with_predict_extract_and_evaluate(tmp_path):
+    from inference_fixtures import moving_square_frames, write_frame_folder
+    from test_train import tiny_config
+
+    from lsta_jax.checkpoint import save_model
+    from lsta_jax.evaluate import evaluate_checkpoint
+    from lsta_jax.extract import main as extract_main
+    from lsta_jax.predict import main as predict_main
+
+    config = dict(num_classes=4, hidden_size=8, attention_classes=10)
+    config.update(backbone_stage_sizes=[1, 1, 1, 1], backbone_widths=[8, 16, 16, 32])
+    model = create_model("elegatt_rgb", **config)
+    variables = random_variables(model, jnp.zeros((1, 2, 48, 48, 3), jnp.float32), seed=3)
+    names = ["a_x", "b_x", "c_y", "d_y"]
+    model_dir = save_model(tmp_path / "model", "elegatt_rgb", config, variables, names)
+    folder = write_frame_folder(tmp_path / "clip", moving_square_frames(4, 48, 48, seed=1))
+    common = [str(folder), "--checkpoint", str(model_dir), "--num-frames", "2", "--size", "48"]
+    common += ["--resize-shorter", "48", "--batch-size", "4", "--no-progress"]
+    assert predict_main([*common, "--output", str(tmp_path / "p.jsonl")]) == 0
+    line = json.loads((tmp_path / "p.jsonl").read_text())
+    assert line["ok"] and line["label"] in names
+    assert extract_main([*common, "--output-dir", str(tmp_path / "features")]) == 0
+    assert np.load(tmp_path / "features" / "features.npy").shape == (1, 8)  # h_T of the 8-unit LSTM
+    summary = evaluate_checkpoint(model_dir, tiny_config(), output=tmp_path / "eval")
+    assert summary["count"] == tiny_config().data.num_eval and 0 <= summary["top1"] <= 1
+
+
+def test_elegatt_configs_train_the_cell_and_fc_then_layer4_convs():
+    from lsta_jax.train.config import load_config
+    from lsta_jax.train.optimizer import param_path, trainable_mask
+
+    config = {k: v for k, v in SMALL.items() if k not in ("mem_size", "c_cam_classes")}
+    model = create_model("elegatt_rgb", **config, hidden_size=8)
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, 32, 32, 3)))["params"]
+    for stage in (1, 2):
+        c = load_config(f"configs/elegatt.py:dataset=gtea71,stage={stage}")
+        assert c.model.kind == "elegatt_rgb" and c.data.name == "gtea71" and c.model.hidden_size == 512
+        mask = trainable_mask(params, c.trainable)
+        trained = {param_path(p) for p, m in jax.tree_util.tree_leaves_with_path(mask) if m}
+        want = {param_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
+        want = {k for k in want if k.startswith(("elegatt_cell/", "fc/"))}
+        if stage == 2:  # + layer4 conv kernels, never the unused ImageNet fc
+            want |= {f"resNet/layer4_0/conv{i}/kernel" for i in (1, 2)}
+        assert trained == want
+    assert load_config("configs/elegatt.py:dataset=gtea71,stage=2").learning_rate == 1e-4
