@@ -32,7 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsta_jax.models.lsta import classifier_head, config_to_attributes, frame_features_and_cam
+from lsta_jax.models.lsta import (
+    classifier_head,
+    config_to_attributes,
+    frame_features_and_cam,
+    scan_unroll_steps,
+)
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
 
@@ -78,6 +83,7 @@ class EleGAttClassifier(nn.Module):
     positions; the uniform map keeps the clip-classifier interface of `predict`/`extract`).
     `frame_features` (B, T, K) with `return_frame_features`; `return_selections` adds nothing (no argmax).
     `train=True` only makes the dropout stochastic (rngs={'dropout': key}); BatchNorm stays in inference.
+    `scan_unroll` as `LSTAClassifier`.
     """
 
     num_classes: int = 61
@@ -88,6 +94,7 @@ class EleGAttClassifier(nn.Module):
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
+    scan_unroll: int | str = "auto"
 
     @nn.compact
     def __call__(
@@ -116,6 +123,7 @@ class EleGAttClassifier(nn.Module):
             split_rngs={"params": False},
             in_axes=1,
             out_axes=1,
+            unroll=scan_unroll_steps(self.scan_unroll, t),
         )
         cell = scan_cell(hidden_size=self.hidden_size, dtype=self.dtype, name="elegatt_cell")
         (_, h_last), steps = cell(EleGAttLSTMCell.initial_carry(b, self.hidden_size), pooled)
