@@ -1,6 +1,8 @@
 """eleGAtt baseline (kind `elegatt_rgb`, `lsta_jax/models/baselines.py`) with the RGB protocol of a dataset.
 
-Arg: `dataset=gtea61|gtea71|egtea` (default gtea61), `split=K` (default: the dataset config's), `stage=1|2`.
+Arg: `dataset=gtea61|gtea71|egtea|synthetic` (default gtea61), `split=K` (default: the dataset config's),
+`stage=1|2`. `synthetic` is `configs/synthetic.py` (small backbone trained from scratch, everything trainable)
+with an LSTM as wide as its LSTA memory (64): for a CPU-sized comparison with LSTA.
 Data, schedule and evaluation are those of `configs/<dataset>.py` (reference section 5: stage 1 200 epochs at
 lr 1e-3, stage 2 100 epochs at lr 1e-4 from the last stage-1 checkpoint); the model is replaced by eleGAtt
 (512 LSTM units, dropout 0.7 before `fc`). Trainable sets (our choice, the paper gives none): stage 1 trains
@@ -32,22 +34,26 @@ TRAINABLE = {
 
 def get_config(arg=None):
     a = parse_arg(arg, dataset="gtea61", split=0, stage=1)
-    if a["dataset"] not in ("gtea61", "gtea71", "egtea") or a["stage"] not in (1, 2):
-        raise ValueError(f"elegatt config: dataset must be gtea61, gtea71 or egtea and stage 1 or 2, got {a}")
+    if a["dataset"] not in ("gtea61", "gtea71", "egtea", "synthetic") or a["stage"] not in (1, 2):
+        raise ValueError(
+            f"elegatt config: dataset must be gtea61, gtea71, egtea or synthetic, stage 1 or 2: {a}"
+        )
+    synthetic = a["dataset"] == "synthetic"
     split = f"split={a['split']}," if a["split"] else ""
-    base = load_config(f"{Path(__file__).parent / a['dataset']}.py:{split}stage={a['stage']}")
+    arg = "" if synthetic else f":{split}stage={a['stage']}"
+    base = load_config(f"{Path(__file__).parent / a['dataset']}.py{arg}")
     values = base.to_dict()
     values["name"] = "elegatt_" + base.name
     values["model"] = dict(
         kind="elegatt_rgb",
         num_classes=base.model.num_classes,
-        hidden_size=512,
+        hidden_size=base.model.mem_size if synthetic else 512,
         attention_classes=base.model.attention_classes,
         backbone_stage_sizes=base.model.backbone_stage_sizes,
         backbone_widths=base.model.backbone_widths,
-        dropout_rate=0.7,
+        dropout_rate=base.model.dropout_rate if synthetic else 0.7,
         dtype=base.model.dtype,
         remat=base.model.remat,
     )
-    values["trainable"] = TRAINABLE[a["stage"]]
+    values["trainable"] = "all" if synthetic else TRAINABLE[a["stage"]]
     return ml_collections.ConfigDict(values)
