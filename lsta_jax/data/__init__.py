@@ -16,8 +16,9 @@ Public interface (others code against these):
   resize_shorter=256, shuffle=True, modality='rgb', label_key='label', shard_by_process=True,
   process_index=None, process_count=None, worker_count=None, num_epochs=None)` and
   `make_eval_loader(data_source, *, global_batch_size, ...same geometry..., process_index, process_count,
-  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label'} (+ 'mask' for eval; + 'index'
-  with `with_index=True`); iterators have get_state()/set_state() (resume with the same worker_count).
+  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label', 'verb', 'noun'} (verb and noun:
+  the multi-task labels; + 'mask' for eval; + 'index' with `with_index=True`); iterators have
+  get_state()/set_state() (resume with the same worker_count).
   `shuffle=True` by default; the reference's training loader is NOT shuffled (shuffle=False reproduces it).
   `num_eval_batches(num_examples, global_batch_size, worker_count=0)`: global batches of one eval pass.
   `modality='flow'` gives 5-frame x/y flow stacks (b, crop, crop, 10); `label_key` picks 'label', 'verb',
