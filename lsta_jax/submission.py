@@ -17,7 +17,7 @@ the server then scores actions from the verb and noun scores. EPIC-55 submits a 
 `unseen.json` (S2). SLS defaults 1/3/3 = ImageNet pre-training (PT 1), start/end + verb/noun labels (TL 3),
 the training split only (TD 3); declare what your run used. The written file is checked against the schema and
 the split's segment list before the command reports success; exit status 2 on a usage, config or checkpoint
-error.
+error. It runs in one process on its default device (test splits are a few thousand segments).
 """
 
 from __future__ import annotations
