@@ -18,6 +18,8 @@ also trains layer4's conv1/conv2 kernels, as the RGB models' stage 2, but NOT th
         --config configs/elegatt.py:dataset=gtea61,split=2,stage=2
 
 Paper (Table 3, eleGAtt): 59.48% GTEA61* (split 2), 66.77% GTEA61 (4-split mean), 60.83% GTEA71, 57.01% EGTEA.
+Measured here: `dataset=synthetic` 51.0% top-1 on synthetic_ego (12 classes, chance 8.3%; LSTA 52.1%) after
+360 steps from scratch, seed 0.
 """
 
 from pathlib import Path
