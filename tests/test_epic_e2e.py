@@ -50,7 +50,7 @@ def test_multitask_loss_is_the_weighted_sum_of_three_cross_entropies_by_hand():
     assert got == pytest.approx(np.log(3) + 0.5 * np.log(4) + 2 * np.log(5 / 3), rel=1e-6)
 
 
-@pytest.mark.slow  # ~70 s of CPU time (3 min on a loaded 2-core box): four compiles (train, eval x2, submission)
+@pytest.mark.slow  # ~70 s of CPU time (3 min on a loaded 2-core box): four compiles
 def test_epic55_train_evaluate_and_submit_on_a_fake_tree(tmp_path, capsys):
     raw = write_epic(tmp_path / "raw")
     with (raw / "EPIC_train_action_labels.csv").open("a") as f:  # a 4th training segment: batches of 4
