@@ -57,14 +57,17 @@ def _forward(
     }
     if return_frame_features:
         result["frame_features"] = out["frame_features"].astype(jnp.float32)
+    for key in ("verb_logits", "noun_logits"):  # multi-task heads (models/heads.py)
+        if key in out:
+            result[key] = out[key].astype(jnp.float32)
     return result
 
 
 forward = jax.jit(_forward, static_argnames=("model", "return_frame_features"))
 forward.__doc__ = """Jitted inference forward: `model.apply(variables, clips)` + softmax, float32 outputs.
 
-Returns `logits` (B, M), `probabilities` (B, M), `features` (B, K), `attention` (B, T, h, w) and, with
-`return_frame_features`, `frame_features` (B, T, K)."""
+Returns `logits` (B, M), `probabilities` (B, M), `features` (B, K), `attention` (B, T, h, w), with
+`return_frame_features` `frame_features` (B, T, K), and for multi-task models `verb_logits`, `noun_logits`."""
 
 
 def compile_count() -> int:

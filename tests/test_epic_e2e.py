@@ -143,3 +143,33 @@ def test_epic100_builds_and_submits_on_a_fake_tree(tmp_path):
     assert sub["version"] == "0.2" and sub["sls_td"] == 4
     assert sorted(sub["results"]) == ["P01_101_1", "P02_01_1"]
     assert len(sub["results"]["P02_01_1"]["verb"]) == 97 and len(sub["results"]["P02_01_1"]["noun"]) == 300
+
+    # predict on a frames folder reports the heads' top-1 verb and noun (as a direct forward of the same clip)
+    from lsta_jax.data import load_clip
+    from lsta_jax.predict import main as predict_main
+
+    folder = raw / "P01" / "rgb_frames" / "P01_101"
+    flags = [
+        "--num-frames",
+        "2",
+        "--size",
+        "32",
+        "--resize-shorter",
+        "36",
+        "--no-progress",
+        "--min-frames",
+        "2",
+    ]
+    out_lines = tmp_path / "pred.jsonl"
+    assert (
+        predict_main(
+            [str(folder), "--checkpoint", str(tmp_path / "model"), *flags, "--output", str(out_lines)]
+        )
+        == 0
+    )
+    line = json.loads(out_lines.read_text())
+    clip = load_clip(folder, num_frames=2, size=32, resize_shorter=36, min_frames=2)[None]
+    direct = jax.jit(model.apply)(variables, jnp.asarray(clip))
+    assert line["verb"] == int(np.argmax(direct["verb_logits"])) and line["noun"] == int(
+        np.argmax(direct["noun_logits"])
+    )
