@@ -120,3 +120,47 @@ def test_late_fusion_equals_the_rule_on_the_pipelines_batches(setup, capsys):
     swapped = ["--checkpoint", str(root / "egornn_flow"), "--flow-checkpoint", str(root / "lsta_rgb")]
     assert main([*swapped, "--config", "configs/gtea61.py:split=2", *overrides]) == 2
     assert "late fusion needs an RGB model" in capsys.readouterr().err
+
+
+def test_predict_fuses_each_input_with_its_flow(setup, tmp_path, capsys):
+    from lsta_jax.data.clip_io import flow_dirs_for, load_flow_stacks
+    from lsta_jax.predict import main as predict_main
+    from lsta_jax.predict import predict
+
+    root, _, models = setup
+    raw = root / "raw"
+    inputs = [raw / "frames" / "S2" / name / f"{name}_1" for name in ("close_jam", "take_bread")]
+    assert flow_dirs_for(inputs[0]) == (
+        raw / "flow_x" / "S2" / "close_jam" / "close_jam_1",
+        raw / "flow_y" / "S2" / "close_jam" / "close_jam_1",
+    )
+    stray = tmp_path / "clip_without_flow"
+    write_frames(stray, 6, seed=3)
+    geometry = dict(num_frames=3, size=32, resize_shorter=36)
+    (rgb_model, rgb_vars), (flow_model, flow_vars) = models["lsta_rgb"], models["egornn_flow"]
+    rgb = predict(rgb_model, rgb_vars, inputs, **geometry)
+    expected = []
+    for p in rgb:
+        stacks = load_flow_stacks(p.source, segments=3, size=32, resize_shorter=36)
+        assert stacks.shape == (3, 32, 32, 10)
+        flow = np.asarray(flow_model.apply(flow_vars, stacks)["logits"])
+        fused = 0.5 * flow.mean(axis=0) + 0.5 * p.logits
+        expected.append((int(fused.argmax()), float(np.exp(fused.max()) / np.exp(fused).sum())))
+
+    out = tmp_path / "preds.jsonl"
+    argv = ["--checkpoint", str(root / "lsta_rgb"), "--flow-checkpoint", str(root / "egornn_flow")]
+    argv += [*map(str, inputs), str(stray), "--flow-segments", "3", "--num-frames", "3", "--size", "32"]
+    argv += ["--resize-shorter", "36", "--output", str(out), "--no-progress", "--top-k", "2"]
+    with open(root / "egornn_flow" / "lsta_jax_model.json") as f:  # the flow model's own crop geometry
+        meta = json.load(f)
+    meta["input"] = {"num_frames": 1, "size": 32, "resize_shorter": 36}
+    (root / "egornn_flow" / "lsta_jax_model.json").write_text(json.dumps(meta))
+    assert predict_main(argv) == 1  # the stray input has no flow: reported, the others go on
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    names = ["close_jam", "open_jam", "pour_x", "take_bread"]
+    for line, (index, score) in zip(lines[:2], expected, strict=True):
+        assert (
+            line["ok"] and line["label"] == names[index] and line["score"] == pytest.approx(score, rel=1e-4)
+        )
+    assert not lines[2]["ok"] and "clip_without_flow" in lines[2]["error"] and "frames" in lines[2]["error"]
+    assert "1 failed" in capsys.readouterr().err
