@@ -8,7 +8,8 @@ draw (flip, corner-crop scale and position, flow stack start) from grain's per-r
 `seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
 Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
 for a flow stack,
-`label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
+`label` int32 (b,) and, when the records have them (all builders), `verb` and `noun` int32 (b,) for the
+multi-task heads, with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
 With `worker_count` > 0 the decoding and augmentation run in grain worker processes; grain deals records to
@@ -42,6 +43,9 @@ class ClipGeometry:
     modality: str = "rgb"  # "rgb": `clip`, num_frames sampled frames; "flow": `flow`, one stack of x/y pairs
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
+    flow_segments: int = (
+        1  # eval, flow: 1 = the centre stack; S > 1 = (S, crop, crop, 2L), late-fusion starts
+    )
 
 
 def _name(element: dict[str, Any]) -> str:
@@ -92,20 +96,34 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
 def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
     key = "flow" if g.modality == "flow" else "clip"  # the model argument it feeds (trainer.model_inputs)
     out = {key: clip, "label": np.int32(element[g.label_key])}
+    out.update(task_labels(element))
     if "index" in element:
         out["index"] = np.int64(element["index"])
     return out
 
 
+def task_labels(element: dict[str, Any]) -> dict[str, np.int32]:
+    """`verb` and `noun` int32 labels of a record that has them (every builder stores both; EPIC and EGTEA
+    from their lists, GTEA from the class name; -1 on unlabelled challenge test segments), for the
+    multi-task heads."""
+    return {key: np.int32(element[key]) for key in ("verb", "noun") if key in element}
+
+
+def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np.ndarray:
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
+    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
+    return T.normalize_flow(T.interleave_flow(xs, ys))
+
+
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
     """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
     g = geometry
-    if g.modality == "flow":
-        start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
-        xs, ys = _flow_images(element, start, g.flow_stack)
-        xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
-        ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
-        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+    if g.modality == "flow" and g.flow_segments > 1:  # ego-rnn's late fusion: several stacks per clip
+        starts = T.flow_segment_starts(len(element["flow_x"]), g.flow_segments, g.flow_stack)
+        clip = np.stack([_eval_flow_stack(element, int(s), g) for s in starts])
+    elif g.modality == "flow":
+        clip = _eval_flow_stack(element, T.flow_eval_start(len(element["flow_x"]), g.flow_stack), g)
     else:
         frames = _rgb_frames(element, g.num_frames)
         clip = T.normalize_rgb(
@@ -253,8 +271,11 @@ def make_eval_loader(
     process_count: int | None = None,
     worker_count: int | None = None,
     with_index: bool = False,
+    flow_segments: int = 1,
 ) -> grain.DataLoader:
-    """One ordered pass with a padded last batch and a `mask`; see the module docstring."""
+    """One ordered pass with a padded last batch and a `mask`; see the module docstring. With modality 'flow',
+    `flow_segments` S > 1 gives every clip S stacks (b, S, crop, crop, 2L) at `transforms.flow_segment_starts`
+    (ego-rnn's late fusion) instead of the one stack at the temporal centre."""
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
     n = len(data_source)
@@ -264,7 +285,9 @@ def make_eval_loader(
     # grain deals records to workers round-robin and each worker batches its own: pad so every worker of every
     # process gets whole batches (with workers, trailing batches may be all padding: mask False)
     padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
-    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    geometry = ClipGeometry(
+        num_frames, crop_size, resize_shorter, modality, label_key=label_key, flow_segments=flow_segments
+    )
     sampler = grain.samplers.IndexSampler(
         num_records=padded,
         shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=False),

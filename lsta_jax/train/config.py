@@ -31,6 +31,9 @@ def default_config() -> ml_collections.ConfigDict:
             dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
             remat=False,
             variant="lsta",
+            verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
+            noun_classes=0,
+            head_bias_control="logits",  # how the activity logits bias the verb/noun heads
         )
     )
     c.data = ml_collections.ConfigDict(
@@ -88,6 +91,28 @@ def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.learning_rate = 1e-4
     c.num_epochs = 100
     c.lr_milestones = (25, 75)
+    return c
+
+
+#: dataset arg of the per-stream configs -> (tfds builder, activity classes, number of splits, default split)
+DATASETS: dict[str, tuple[str, int, int, int]] = {
+    "gtea61": ("gtea61", 61, 4, 2),
+    "gtea71": ("gtea71", 71, 4, 2),
+    "egtea": ("egtea_gaze_plus", 106, 3, 1),
+}
+
+
+def set_dataset(c: ml_collections.ConfigDict, dataset: str, split: int = 0) -> ml_collections.ConfigDict:
+    """Point `c.data` and `c.model.num_classes` at one of `DATASETS` (split 0 = its default split)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    builder, classes, splits, default = DATASETS[dataset]
+    split = split or default
+    if not 1 <= split <= splits:
+        raise ValueError(f"{dataset} has splits 1-{splits}, got {split}")
+    c.data.name = builder
+    c.data.builder_config = f"split{split}"
+    c.model.num_classes = classes
     return c
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from lsta_jax.train.input_pipeline import Data
 
 
-def _builder(config: Any) -> Any:
+def dataset_builder(config: Any) -> Any:
     """`lsta_jax.data.build` of config.data (built on first use, reused afterwards)."""
     from lsta_jax import data as data_lib
 
@@ -38,7 +38,7 @@ def make_data(config: Any) -> Data:
                 f"lsta_jax.data has no {name}: dataset {config.data.name!r} cannot be loaded yet"
             )
     d = config.data
-    builder = _builder(config)
+    builder = dataset_builder(config)
     train_source = builder.as_data_source(split=d.train_split)
     eval_source = builder.as_data_source(split=d.eval_split)
     class_names = data_lib.class_names(builder)
@@ -60,7 +60,12 @@ def make_data(config: Any) -> Data:
     return Data(
         train=iter(train),
         make_eval=lambda: iter(
-            data_lib.make_eval_loader(eval_source, global_batch_size=config.eval_batch_size, **geometry)
+            data_lib.make_eval_loader(
+                eval_source,
+                global_batch_size=config.eval_batch_size,
+                flow_segments=d.get("flow_segments", 1),
+                **geometry,
+            )
         ),
         class_names=class_names,
         steps_per_epoch=max(1, len(train_source) // config.global_batch_size),
