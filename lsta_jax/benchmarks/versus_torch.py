@@ -519,9 +519,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--frames-sweep", type=_ints, default=None, help="frames, batch 1 (1,5,10,25,50; quick 1,4)"
     )
-    p.add_argument(
-        "--batch-sweep", type=_ints, default=None, help="batches at --frames (1,2,4,8; quick 1,2)"
-    )
+    p.add_argument("--batch-sweep", type=_ints, default=None, help="batches at --frames (1,2,4,8; quick 1,2)")
     p.add_argument("--size", type=int, default=224, help="frame size in pixels")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (XLA uses every core)")
