@@ -8,6 +8,7 @@ draw (flip, corner-crop scale and position, flow stack start) from grain's per-r
 `seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
 Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
 for a flow stack,
+both `clip` and `flow` (b, crop, crop, 2L) with modality 'rgb+flow' (two-stream models),
 `label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
@@ -39,7 +40,9 @@ class ClipGeometry:
     num_frames: int = 25
     crop_size: int = 224
     resize_shorter: int = 256
-    modality: str = "rgb"  # 'rgb' (num_frames sampled frames) or 'flow' (one stack of `flow_stack` x/y pairs)
+    # 'rgb' (num_frames sampled frames), 'flow' (one stack of `flow_stack` x/y pairs) or 'rgb+flow' (both, for
+    # the two-stream models: one augmentation draw shared by the frames and the stack)
+    modality: str = "rgb"
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
 
@@ -71,9 +74,48 @@ def _flow_images(element: dict[str, Any], start: int, stack: int) -> tuple[list,
     return xs, ys
 
 
+MODALITIES = ("rgb", "flow", "rgb+flow")
+
+
+def _check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+
+
+def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, g: ClipGeometry) -> dict:
+    """`clip` (T, crop, crop, 3) and `flow` (crop, crop, 2L) of one clip with ONE augmentation draw (flip,
+    corner-crop scale and position) for both streams, so the flow stack lines up with the frames; the stack
+    starts at ego-rnn's random training start (reference 4.2)."""
+    draw = T.draw_train_params(rng)
+    start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
+    frames = _rgb_frames(element, g.num_frames)
+    clip = T.normalize_rgb(
+        np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
+    ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
+    return {**_output(element, clip, g), "flow": T.normalize_flow(T.interleave_flow(xs, ys))}
+
+
+def two_stream_eval_example(element: dict[str, Any], g: ClipGeometry) -> dict:
+    """Centre-cropped `clip` and `flow`, the stack at the temporal centre (reference 4.2; paper 5.2)."""
+    start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
+    frames = _rgb_frames(element, g.num_frames)
+    clip = T.normalize_rgb(
+        np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
+    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
+    return {**_output(element, clip, g), "flow": T.normalize_flow(T.interleave_flow(xs, ys))}
+
+
 def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: ClipGeometry) -> dict:
     """One training example: sampled frames (or a flow stack) with one augmentation draw for the clip."""
     g = geometry
+    if g.modality == "rgb+flow":
+        return two_stream_train_example(element, rng, g)
     draw = T.draw_train_params(rng)
     if g.modality == "flow":
         start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
@@ -99,6 +141,8 @@ def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
     """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
     g = geometry
+    if g.modality == "rgb+flow":
+        return two_stream_eval_example(element, g)
     if g.modality == "flow":
         start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
         xs, ys = _flow_images(element, start, g.flow_stack)
@@ -221,6 +265,7 @@ def make_train_loader(
             f"{len(data_source)} training clips give {len(data_source) // pc} per process, fewer than one "
             f"local batch ({local})"
         )
+    _check_modality(modality)
     geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
     sampler = grain.samplers.IndexSampler(
         num_records=len(data_source),
@@ -263,6 +308,7 @@ def make_eval_loader(
     # grain deals records to workers round-robin and each worker batches its own: pad so every worker of every
     # process gets whole batches (with workers, trailing batches may be all padding: mask False)
     padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
+    _check_modality(modality)
     geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
     sampler = grain.samplers.IndexSampler(
         num_records=padded,
