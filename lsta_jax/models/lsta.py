@@ -93,15 +93,18 @@ def frame_features_and_cam(
     return out
 
 
-def classifier_head(features: jax.Array, num_classes: int, dropout_rate: float, train: bool) -> jax.Array:
-    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `fc`
-    with torch's default Linear init; call inside a compact method (creates the submodule `fc`)."""
+def classifier_head(
+    features: jax.Array, num_classes: int, dropout_rate: float, train: bool, name: str = "fc"
+) -> jax.Array:
+    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `name`
+    with torch's default Linear init; call inside a compact method (creates the submodule `name`, e.g. `fc`,
+    ego-rnn's flow `fc_action` or its two-stream `fc2`)."""
     dropped = nn.Dropout(dropout_rate, deterministic=not train)(features)
     return nn.Dense(
         num_classes,
         kernel_init=torch_linear_kernel_init,
         bias_init=torch_linear_bias_init(features.shape[-1]),
-        name="fc",
+        name=name,
     )(dropped)
 
 
