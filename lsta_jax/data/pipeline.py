@@ -40,8 +40,8 @@ class ClipGeometry:
     num_frames: int = 25
     crop_size: int = 224
     resize_shorter: int = 256
-    # 'rgb' (num_frames sampled frames), 'flow' (one stack of `flow_stack` x/y pairs) or 'rgb+flow' (both, for
-    # the two-stream models: one augmentation draw shared by the frames and the stack)
+    # "rgb": `clip`, num_frames sampled frames; "flow": `flow`, one stack of x/y pairs; "rgb+flow": both (the
+    # two-stream models), one augmentation draw shared by the frames and the stack
     modality: str = "rgb"
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
@@ -132,7 +132,8 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
 
 
 def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
-    out = {"clip": clip, "label": np.int32(element[g.label_key])}
+    key = "flow" if g.modality == "flow" else "clip"  # the model argument it feeds (trainer.model_inputs)
+    out = {key: clip, "label": np.int32(element[g.label_key])}
     if "index" in element:
         out["index"] = np.int64(element["index"])
     return out
