@@ -183,9 +183,9 @@ def test_horizontal_flip_negates_the_x_flow_of_a_training_stack():
     )
     geometry = P.ClipGeometry(crop_size=size, resize_shorter=size, modality="flow", flow_stack=stack)
     out = P.train_example(element, np.random.default_rng(seed), geometry)
-    assert out["clip"].shape == (size, size, 2 * stack) and out["label"] == 3
+    assert out["flow"].shape == (size, size, 2 * stack) and out["label"] == 3
     # only one stack fits 6 frames: frames 1..5, channels [x_1, y_1, ..., x_5, y_5]
-    units = out["clip"] * T.FLOW_STD + T.FLOW_MEAN  # back to v / 255
+    units = out["flow"] * T.FLOW_STD + T.FLOW_MEAN  # back to v / 255
     units = units * 255.0 - 127.5
     expected_x = 127.5 - x[:stack, :, ::-1].astype(np.float32)  # -(v - 127.5) of the mirrored image
     expected_y = y[:stack, :, ::-1].astype(np.float32) - 127.5

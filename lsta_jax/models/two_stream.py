@@ -1,4 +1,9 @@
-"""Two-stream LSTA: cross-modal fusion of appearance and motion streams (paper 5.3), kind `lsta_two_stream`.
+"""Two-stream fusion of an appearance (RGB) and a motion (flow) stream.
+
+`late_fusion`: the paper's "two stream late fusion" row (Table 1, 78.45% on GTEA61*), computed with ego-rnn's
+`eval-run-twoStream.py` rule (reference 4.4), which LSTA never released for itself.
+
+`CrossModalTwoStream`, kind `lsta_two_stream`: cross-modal fusion of the two LSTA streams (paper 5.3).
 
 The paper (reference 4.4; the authors never released this part):
   "the flow feature from the conv5_3 of the motion stream CNN is applied as bias to the gates of the LSTA
@@ -18,7 +23,7 @@ What `CrossModalTwoStream` computes, in order (one forward, both streams):
 6. motion embedding: `flow_lstm_cell` (ego-rnn's ConvLSTM, memory `flow_mem_size`) steps over the flow
    feature(s) from zero states with the gate biases x_rgb; embedding e = f + h (residual) or h;
 7. motion head = the motion stream's attention pooling and classifier (`flowModel.head`) on e;
-8. `logits` = (rgb_logits + flow_logits) / 2, the late average of the two streams' outputs.
+8. `logits` = (rgb_logits + flow_logits) / 2 (`late_fusion`, flow weight 0.5, one stack): the late average.
 
 Parameter trees: `frameModel/...` is exactly an `lsta_rgb` tree and `flowModel/...` exactly an `lsta_flow`
 tree, so a trained RGB workdir and a trained motion-stream workdir graft in unchanged (`config.init_from_rgb`,
@@ -62,12 +67,40 @@ from lsta_jax.models.motion import FLOW_CHANNELS, FlowAttentionClassifier
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
 
+#: ego-rnn's `flow_wt`: the weight of the flow scores in the late average.
+LATE_FUSION_FLOW_WEIGHT = 0.5
+#: ego-rnn's `--numSegs` default: flow stacks per video, starts `transforms.flow_segment_starts`.
+LATE_FUSION_FLOW_SEGMENTS = 10
+
+
+def late_fusion(
+    rgb_logits: jax.Array, flow_logits: jax.Array, flow_weight: float = LATE_FUSION_FLOW_WEIGHT
+) -> jax.Array:
+    """Late fusion scores: flow_weight * mean_s flow_logits[:, s] + (1 - flow_weight) * rgb_logits.
+
+    ego-rnn's `eval-run-twoStream.py`: the flow network runs on `numSegs` (10) stacks of the video, its RAW
+    logits are averaged over the stacks, and the result is averaged with the RGB model's RAW logits with
+    weight `flow_wt` = 0.5; the prediction is the argmax. No softmax on either side (softmax first would
+    change which class wins whenever the two streams' logit scales differ).
+
+    rgb_logits: (B, M). flow_logits: (B, S, M), one row per stack, or (B, M) for a single stack.
+    Returns (B, M) float32 fused scores (logit-like: apply a softmax only to display them).
+    """
+    rgb = jnp.asarray(rgb_logits, jnp.float32)
+    flow = jnp.asarray(flow_logits, jnp.float32)
+    if flow.ndim == 3:
+        flow = jnp.mean(flow, axis=1)
+    if rgb.ndim != 2 or flow.shape != rgb.shape:
+        raise ValueError(
+            f"late fusion needs RGB logits (B, M) and flow logits (B, S, M) or (B, M) of the same B and M; "
+            f"got {tuple(jnp.shape(rgb_logits))} and {tuple(jnp.shape(flow_logits))}"
+        )
+    if not 0.0 <= flow_weight <= 1.0:
+        raise ValueError(f"flow_weight must lie in [0, 1], got {flow_weight}")
+    return flow_weight * flow + (1.0 - flow_weight) * rgb
+
+
 FUSION_INITS = ("zeros", "xavier")
-
-
-def late_average(rgb_logits: jax.Array, flow_logits: jax.Array) -> jax.Array:
-    """The late average fusion of paper 5.3: (rgb + flow) / 2 of the two streams' (B, M) outputs."""
-    return 0.5 * (rgb_logits + flow_logits)
 
 
 class CrossModalTwoStream(nn.Module):
@@ -210,7 +243,7 @@ class CrossModalTwoStream(nn.Module):
         # 7-8: the motion head on the embedding, then the late average.
         motion = flow_model.head(embedding, train)
         result = {
-            "logits": late_average(rgb["logits"], motion["logits"]),
+            "logits": late_fusion(rgb["logits"], motion["logits"]),
             "rgb_logits": rgb["logits"],
             "flow_logits": motion["logits"],
             "features": jnp.concatenate([rgb["features"], motion["features"]], axis=-1),
