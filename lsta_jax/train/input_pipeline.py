@@ -5,7 +5,8 @@ process's slice of it), a factory of eval iterators (padded last batch with a `m
 number of steps per epoch. Datasets:
   `toy`        in-memory clips generated here (a coloured square moving in a class-specific direction over
                noise); no files, used by the tests and as the demo's fallback; with
-               `config.data.modality='rgb+flow'` each clip also gets a flow stack (`toy_flow`) under `flow`;
+               `config.data.modality='rgb+flow'` each clip also gets a flow stack (`toy_flow`) under `flow`,
+               and 'flow' batches hold only that stack;
   anything else a tfds builder of `lsta_jax.data` (`synthetic_ego`, `gtea61`, ...), read through its grain
                loaders.
 Train batches follow an epoch-wise permutation seeded by (seed, epoch) (`shuffle=True`) or the dataset order
@@ -39,7 +40,7 @@ class ArrayTrainIterator:
 
     def __init__(
         self,
-        clips: np.ndarray,
+        clips: np.ndarray | None,
         labels: np.ndarray,
         global_batch_size: int,
         seed: int,
@@ -49,7 +50,8 @@ class ArrayTrainIterator:
         extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.clips, self.labels = clips, labels
-        self.extra = dict(extra or {})  # more per-clip arrays batched alongside, e.g. {'flow': stacks}
+        # more per-clip arrays batched alongside, e.g. {'flow': stacks}; `clips` None: only those
+        self.extra = dict(extra or {})
         self.process_index = jax.process_index() if process_index is None else process_index
         self.process_count = jax.process_count() if process_count is None else process_count
         if global_batch_size % self.process_count:
@@ -79,9 +81,8 @@ class ArrayTrainIterator:
         start = self.position * self.global_batch_size + self.process_index * local
         index = self._order()[start : start + local]
         self.position += 1
-        return {"clip": self.clips[index], "label": self.labels[index]} | {
-            key: value[index] for key, value in self.extra.items()
-        }
+        clip = {} if self.clips is None else {"clip": self.clips[index]}
+        return clip | {"label": self.labels[index]} | {key: value[index] for key, value in self.extra.items()}
 
     def get_state(self) -> bytes:
         return json.dumps({"epoch": self.epoch, "position": self.position, "seed": self.seed}).encode()
@@ -99,7 +100,7 @@ class ArrayTrainIterator:
 
 
 def array_eval_batches(
-    clips: np.ndarray,
+    clips: np.ndarray | None,
     labels: np.ndarray,
     global_batch_size: int,
     process_index: int | None = None,
@@ -117,9 +118,8 @@ def array_eval_batches(
         index = np.arange(lo, lo + local)
         mask = index < n
         index = np.where(mask, index, 0)
-        yield {"clip": clips[index], "label": labels[index], "mask": mask} | {
-            key: value[index] for key, value in (extra or {}).items()
-        }
+        clip = {} if clips is None else {"clip": clips[index]}
+        yield clip | {"label": labels[index], "mask": mask} | {k: v[index] for k, v in (extra or {}).items()}
 
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -198,9 +198,12 @@ def make_data(config: Any) -> Data:
         train_x, train_y = clips[: d.num_train], labels[: d.num_train]
         eval_x, eval_y = clips[d.num_train :], labels[d.num_train :]
         train_extra, eval_extra = {}, {}
-        if d.get("modality", "rgb") == "rgb+flow":  # two-stream batches: also a flow stack per clip
+        modality = d.get("modality", "rgb")
+        if modality in ("flow", "rgb+flow"):  # a flow stack per clip (flow models, two-stream models)
             flow = toy_flow(labels, config.model.num_classes, d.crop_size, 0)
             train_extra, eval_extra = {"flow": flow[: d.num_train]}, {"flow": flow[d.num_train :]}
+            if modality == "flow":
+                train_x = eval_x = None
         train = ArrayTrainIterator(
             train_x, train_y, config.global_batch_size, config.seed, config.shuffle, extra=train_extra
         )
