@@ -74,3 +74,25 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> ConvertedModel:
 def export_state_dict(config: Mapping[str, Any], variables: Any) -> dict[str, np.ndarray]:
     """Flax `egornn_flow` variables -> ego-rnn's `flow_resnet34` state dict (torch layouts, numpy)."""
     return export_with_map(variables, flow_name_map(config))
+
+
+def flow_init_from_resnet(variables: Mapping[str, Any], resnet: Mapping[str, Any]) -> dict[str, Any]:
+    """ego-rnn's `flow_resnet34(pretrained=True)` initialisation (`change_key_names`, reference 4.2) on Flax
+    variables: every backbone leaf of a flow network's `variables` (top-level `conv1`, `bn1`, `layer*`) taken
+    from a ResNet's `resnet` variables (e.g. the converted ImageNet ResNet-34), its `fc` dropped, conv1 by the
+    cross-modality rule (`flow_conv1_from_rgb`) when the channel counts differ; the flow head (`fc_action`)
+    keeps its fresh initialisation. Returns new nested dicts (the inputs are not modified)."""
+    from lsta_jax.convert.resnet import flow_conv1_from_rgb
+
+    out = {collection: dict(tree) for collection, tree in variables.items()}
+    for collection in ("params", "batch_stats"):
+        source = {k: v for k, v in resnet.get(collection, {}).items() if k != "fc"}
+        unknown = sorted(set(source) - set(out.get(collection, {})))
+        if unknown:
+            raise ConversionError(f"the ResNet's {collection} {unknown} have no place in the flow network")
+        out[collection].update(source)
+    kernel = np.asarray(resnet["params"]["conv1"]["kernel"])
+    channels = np.shape(variables["params"]["conv1"]["kernel"])[2]
+    if kernel.shape[2] != channels:
+        out["params"]["conv1"] = {"kernel": flow_conv1_from_rgb(kernel, channels, layout="HWIO")}
+    return out

@@ -91,6 +91,28 @@ def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+#: dataset arg of the per-stream configs -> (tfds builder, activity classes, number of splits, default split)
+DATASETS: dict[str, tuple[str, int, int, int]] = {
+    "gtea61": ("gtea61", 61, 4, 2),
+    "gtea71": ("gtea71", 71, 4, 2),
+    "egtea": ("egtea_gaze_plus", 106, 3, 1),
+}
+
+
+def set_dataset(c: ml_collections.ConfigDict, dataset: str, split: int = 0) -> ml_collections.ConfigDict:
+    """Point `c.data` and `c.model.num_classes` at one of `DATASETS` (split 0 = its default split)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    builder, classes, splits, default = DATASETS[dataset]
+    split = split or default
+    if not 1 <= split <= splits:
+        raise ValueError(f"{dataset} has splits 1-{splits}, got {split}")
+    c.data.name = builder
+    c.data.builder_config = f"split{split}"
+    c.model.num_classes = classes
+    return c
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
     """'split=3,stage=2' (or a bare value for the first default) -> defaults updated, with their types."""
     values = dict(defaults)

@@ -9,7 +9,8 @@ batch). BatchNorm runs on its running statistics (the reference calls `model.tra
 the model's `batchnorm` attribute is 'train' (ego-rnn's flow protocol, training from scratch): then the step
 uses batch statistics and carries the updated running statistics in the state. Dropout is stochastic with
 key fold_in(rng, step), so a resumed run draws the same masks. Initialisation order: resume
-(WORKDIR/checkpoints) > `config.init_from` (a stage-1 workdir or a converted model directory) > scratch.
+(WORKDIR/checkpoints) > `config.init_from` (a stage-1 workdir or a converted model directory; two-stream
+models also `config.init_from_rgb` / `init_from_flow`, grafted into `frameModel` / `flowModel`) > scratch.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """Variables from `config.init_from`: a training workdir or model directory.
 
     Of kind lsta_rgb: the whole tree (stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint); of a
-    ResNet kind: grafted into resNet.
+    ResNet kind: grafted into resNet, or for a flow network (no resNet) into its top-level backbone with the
+    cross-modality conv1 (`convert.ego_rnn_flow.flow_init_from_resnet`).
     """
     path = Path(config.init_from)
     meta = (
@@ -140,6 +142,11 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     )
     _, source = load_model(path, which=config.init_which)
     source = {k: v for k, v in source.items() if k in ("params", "batch_stats")}
+    if meta.get("kind", "").startswith("resnet") and "resNet" not in variables["params"]:
+        # a flow network (top-level backbone): ego-rnn's ImageNet initialisation, cross-modality conv1
+        from lsta_jax.convert.ego_rnn_flow import flow_init_from_resnet
+
+        return graft(variables, flow_init_from_resnet(variables, source), str(path))
     if meta.get("kind", "").startswith("resnet"):
         merged = {k: dict(v) for k, v in variables.items()}
         for collection in ("params", "batch_stats"):
@@ -148,6 +155,37 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
             )
         return merged
     return graft(variables, source, str(path))
+
+
+#: config fields grafting a trained single-stream workdir or model directory into a two-stream model's subtree
+STREAM_INIT_FIELDS = {"init_from_rgb": "frameModel", "init_from_flow": "flowModel"}
+
+
+def stream_inits(config: Any) -> dict[str, str]:
+    """{field: path} of the `STREAM_INIT_FIELDS` set in `config` (absent fields count as unset)."""
+    return {field: str(config.get(field, "")) for field in STREAM_INIT_FIELDS if config.get(field, "")}
+
+
+def load_stream_inits(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """Graft `config.init_from_rgb` into `frameModel` and `config.init_from_flow` into `flowModel`.
+
+    Each source (training workdir, `config.init_which`, or model directory) must have exactly that subtree's
+    structure and shapes (e.g. a `convlstm_rgb` run into an ego-rnn two-stream model), else a clear error.
+    """
+    merged = {k: dict(v) for k, v in variables.items()}
+    for field, path in stream_inits(config).items():
+        subtree = STREAM_INIT_FIELDS[field]
+        if subtree not in variables["params"]:
+            raise ValueError(f"config.{field} = {path}: this model has no {subtree} to initialise")
+        _, source = load_model(path, which=config.init_which)
+        for collection in ("params", "batch_stats"):
+            if subtree in variables.get(collection, {}):
+                merged[collection][subtree] = graft(
+                    variables[collection][subtree],
+                    source.get(collection, {}),
+                    f"{path} ({collection}, for {subtree})",
+                )
+    return merged
 
 
 def create_train_state(
@@ -367,8 +405,10 @@ def train_and_evaluate(
 
     resume_step = manager.latest_step()
     initial = None
-    if resume_step is None and config.init_from:
-        initial = load_init(config, init_variables(model, config, jax.random.PRNGKey(config.seed)))
+    if resume_step is None and (config.init_from or stream_inits(config)):
+        initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
+        initial = load_init(config, initial) if config.init_from else initial
+        initial = load_stream_inits(config, initial)
     state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
     if resume_step is not None:
         abstract_model, abstract_train = jax.tree_util.tree_map(
@@ -407,7 +447,12 @@ def train_and_evaluate(
         how = (
             f"resumed at step {start_step}"
             if resume_step is not None
-            else (f"initialised from {config.init_from}" if config.init_from else "initialised from scratch")
+            else (
+                "initialised from "
+                + ", ".join(filter(None, [config.init_from, *stream_inits(config).values()]))
+                if config.init_from or stream_inits(config)
+                else "initialised from scratch"
+            )
         )
         print(
             f"lsta_jax.train: {how}; {num_steps} steps ({steps_per_epoch}/epoch) of "
