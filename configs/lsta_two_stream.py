@@ -75,11 +75,10 @@ def get_config(arg=None):
     c.data.modality = "rgb+flow"
     c.init_from_rgb = ""  # a trained lsta_rgb workdir (stage 2) -> frameModel
     c.init_from_flow = ""  # a trained lsta_flow workdir (stage activity) -> flowModel
-    c.trainable = TRAINABLE
     c.optimizer = "adam"
     c.learning_rate = 1e-2
     c.lr_schedule = "exponential"
     c.lr_gamma = 0.99
     c.lr_milestones = ()
     c.num_epochs = 100 if a["dataset"] == "egtea" else 200
-    return c
+    return ml_collections.ConfigDict(dict(c.to_dict(), trainable=list(TRAINABLE)))  # regexes, not a stage
