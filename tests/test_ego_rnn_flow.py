@@ -194,3 +194,23 @@ def test_horizontal_flip_negates_the_x_flow_of_a_training_stack():
     # the moving patch is now on the right and moves LEFT (negative x flow), still down (positive y flow)
     patch = (slice(4, 12), slice(size - 10, size - 2))
     assert units[patch][..., 0::2].mean() < -9 and units[patch][..., 1::2].mean() > 4
+
+
+def test_compare_command_checks_a_flow_checkpoint(tmp_path, capsys):
+    from lsta_jax.compare import main as compare_main
+
+    path = tmp_path / "model_flow_state_dict.pth"
+    torch.save(_torch_flow(**SMALL).state_dict(), path)
+    stacks = tmp_path / "stacks.npy"
+    np.save(stacks, images((2, 10, 40, 40), seed=5).transpose(0, 2, 3, 1))
+    assert (
+        compare_main(["--kind", "egornn_flow", "--torch-checkpoint", str(path), "--clip", str(stacks)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "OK" in out and all(f"\n{key} " in out for key in ("logits", "features", "layer4"))
+    rgb = tmp_path / "rgb.pth"
+    torch.save(
+        {k: v for k, v in _torch_flow(**SMALL).state_dict().items() if not k.startswith("fc_action")}, rgb
+    )
+    assert compare_main(["--kind", "egornn_flow", "--torch-checkpoint", str(rgb)]) == 2
+    assert "is not an ego-rnn flow checkpoint" in capsys.readouterr().err

@@ -96,3 +96,29 @@ def flow_init_from_resnet(variables: Mapping[str, Any], resnet: Mapping[str, Any
     if kernel.shape[2] != channels:
         out["params"]["conv1"] = {"kernel": flow_conv1_from_rgb(kernel, channels, layout="HWIO")}
     return out
+
+
+def torch_model_from_state_dict(config: Mapping[str, Any], state_dict: Mapping[str, np.ndarray]) -> Any:
+    """Our PyTorch reference (`TorchFlowResNet`) of `config` loaded strictly with `state_dict` (numpy), in
+    eval mode; only BatchNorm `num_batches_tracked` may be missing."""
+    import torch
+
+    from lsta_jax.reference.torch_ego_rnn import TorchFlowResNet
+
+    model = TorchFlowResNet(
+        num_classes=config["num_classes"],
+        in_channels=config["in_channels"],
+        stage_sizes=config["backbone_stage_sizes"],
+        widths=config["backbone_widths"],
+        dropout_rate=config.get("dropout_rate", 0.5),
+    )
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}
+    result = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise ConversionError(
+            "the state dict does not fit the PyTorch reference",
+            missing=missing,
+            unexpected=result.unexpected_keys,
+        )
+    return model.eval()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,29 +62,37 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def read_video(path: str | Path, wanted: np.ndarray | None = None) -> tuple[list[Image.Image], int]:
-    """Decode a video with PyAV -> (RGB frames, number of frames in the video).
+def iter_video_frames(path: str | Path) -> Iterator:
+    """Decode a video with PyAV, one `av.VideoFrame` at a time (nothing else is kept in memory).
 
-    With `wanted` (0-based positions) only those frames are kept (in the order of `wanted`, repeats allowed).
+    A missing file, a file without a video stream or undecodable data raises an error naming the file.
     """
     import av
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
-    keep = None if wanted is None else set(int(i) for i in wanted)
-    frames: dict[int, Image.Image] = {}
-    count = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError(f"{path}: the file has no video stream")
-            for frame in container.decode(video=0):
-                if keep is None or count in keep:
-                    frames[count] = frame.to_image().convert("RGB")
-                count += 1
+            yield from container.decode(video=0)
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot decode video ({err})") from err
+
+
+def read_video(path: str | Path, wanted: np.ndarray | None = None) -> tuple[list[Image.Image], int]:
+    """Decode a video with PyAV -> (RGB frames, number of frames in the video).
+
+    With `wanted` (0-based positions) only those frames are kept (in the order of `wanted`, repeats allowed).
+    """
+    keep = None if wanted is None else set(int(i) for i in wanted)
+    frames: dict[int, Image.Image] = {}
+    count = 0
+    for frame in iter_video_frames(path):
+        if keep is None or count in keep:
+            frames[count] = frame.to_image().convert("RGB")
+        count += 1
     if count == 0:
         raise ValueError(f"{path}: the video has no frames")
     order = range(count) if wanted is None else [int(i) for i in wanted if int(i) < count]
@@ -142,3 +151,57 @@ def load_clip(
     frames = sampled_frames(source, num_frames, min_frames)
     crops = [np.asarray(T.eval_transform(f, size, resize_shorter)) for f in frames]
     return T.normalize_rgb(np.stack(crops))
+
+
+def flow_dirs_for(source: str | Path, flow_root: str | Path | None = None) -> tuple[Path, Path]:
+    """The `flow_x` and `flow_y` folders of an RGB input, in the authors' layout (reference 6).
+
+    With `flow_root`: FLOW_ROOT/flow_x/<name> and FLOW_ROOT/flow_y/<name>, <name> the input's folder name or
+    video stem. Without: the input's path with its last `frames` component replaced by `flow_x` / `flow_y`
+    (`.../frames/S2/<class>/<instance>` -> `.../flow_x/S2/<class>/<instance>`). Missing folders raise an
+    error naming the input and where its flow was looked for.
+    """
+    source = Path(source)
+    if flow_root is not None:
+        name = source.name if source.is_dir() else source.stem
+        dirs = (Path(flow_root) / "flow_x" / name, Path(flow_root) / "flow_y" / name)
+    else:
+        parts = source.parts
+        if "frames" not in parts:
+            raise ValueError(
+                f"{source}: cannot find its optical flow: not under a 'frames' folder of the authors' layout "
+                "(give --flow-root FLOW_ROOT holding flow_x/<name>/ and flow_y/<name>/)"
+            )
+        at = len(parts) - 1 - parts[::-1].index("frames")
+        dirs = tuple(Path(*parts[:at], kind, *parts[at + 1 :]) for kind in ("flow_x", "flow_y"))
+    for folder in dirs:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{source}: no optical flow folder {folder}")
+    return dirs[0], dirs[1]
+
+
+def load_flow_stacks(
+    source: str | Path,
+    segments: int = 10,
+    size: int = 224,
+    resize_shorter: int = 256,
+    stack: int = T.FLOW_STACK,
+    flow_root: str | Path | None = None,
+) -> np.ndarray:
+    """The evaluation flow input of one clip: `segments` stacks (S, size, size, 2 * stack) at ego-rnn's
+    late-fusion starts (`transforms.flow_segment_starts`), each `Scale` -> `CenterCrop` -> interleaved x/y ->
+    flow normalisation, as the eval pipeline's `flow_segments` (reference 4.2, 4.4). `source` is the RGB
+    input; its flow folders come from `flow_dirs_for`."""
+    fx, fy = flow_dirs_for(source, flow_root)
+    xs, ys = list_frames(fx, "flow_x"), list_frames(fy, "flow_y")
+    if len(xs) != len(ys):
+        raise ValueError(f"{source}: {fx} has {len(xs)} flow_x images but {fy} has {len(ys)} flow_y images")
+
+    def crops(files: list[Path], start: int) -> list[np.ndarray]:
+        return [
+            np.asarray(T.eval_transform(open_image(files[k - 1], "L"), size, resize_shorter))
+            for k in range(start, start + stack)
+        ]
+
+    starts = [int(s) for s in T.flow_segment_starts(len(xs), segments, stack)]
+    return np.stack([T.normalize_flow(T.interleave_flow(crops(xs, s), crops(ys, s))) for s in starts])

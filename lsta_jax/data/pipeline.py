@@ -45,6 +45,9 @@ class ClipGeometry:
     modality: str = "rgb"
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
+    flow_segments: int = (
+        1  # eval, flow: 1 = the centre stack; S > 1 = (S, crop, crop, 2L), late-fusion starts
+    )
 
 
 def _name(element: dict[str, Any]) -> str:
@@ -82,33 +85,41 @@ def _check_modality(modality: str) -> None:
         raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
 
 
+def _train_rgb(element: dict[str, Any], draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
+    frames = _rgb_frames(element, g.num_frames)
+    return T.normalize_rgb(
+        np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+
+
+def _train_flow_stack(element: dict[str, Any], start: int, draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
+    ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
+    return T.normalize_flow(T.interleave_flow(xs, ys))
+
+
+def _eval_rgb(element: dict[str, Any], g: ClipGeometry) -> np.ndarray:
+    frames = _rgb_frames(element, g.num_frames)
+    return T.normalize_rgb(
+        np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+
+
 def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, g: ClipGeometry) -> dict:
     """`clip` (T, crop, crop, 3) and `flow` (crop, crop, 2L) of one clip with ONE augmentation draw (flip,
     corner-crop scale and position) for both streams, so the flow stack lines up with the frames; the stack
     starts at ego-rnn's random training start (reference 4.2)."""
     draw = T.draw_train_params(rng)
     start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
-    frames = _rgb_frames(element, g.num_frames)
-    clip = T.normalize_rgb(
-        np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
-    )
-    xs, ys = _flow_images(element, start, g.flow_stack)
-    xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
-    ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
-    return {**_output(element, clip, g), "flow": T.normalize_flow(T.interleave_flow(xs, ys))}
+    flow = _train_flow_stack(element, start, draw, g)
+    return {**_output(element, _train_rgb(element, draw, g), g), "flow": flow}
 
 
 def two_stream_eval_example(element: dict[str, Any], g: ClipGeometry) -> dict:
     """Centre-cropped `clip` and `flow`, the stack at the temporal centre (reference 4.2; paper 5.2)."""
     start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
-    frames = _rgb_frames(element, g.num_frames)
-    clip = T.normalize_rgb(
-        np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
-    )
-    xs, ys = _flow_images(element, start, g.flow_stack)
-    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
-    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
-    return {**_output(element, clip, g), "flow": T.normalize_flow(T.interleave_flow(xs, ys))}
+    return {**_output(element, _eval_rgb(element, g), g), "flow": _eval_flow_stack(element, start, g)}
 
 
 def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: ClipGeometry) -> dict:
@@ -119,15 +130,9 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
     draw = T.draw_train_params(rng)
     if g.modality == "flow":
         start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
-        xs, ys = _flow_images(element, start, g.flow_stack)
-        xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
-        ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
-        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+        clip = _train_flow_stack(element, start, draw, g)
     else:
-        frames = _rgb_frames(element, g.num_frames)
-        clip = T.normalize_rgb(
-            np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
-        )
+        clip = _train_rgb(element, draw, g)
     return _output(element, clip, g)
 
 
@@ -139,22 +144,25 @@ def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
     return out
 
 
+def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np.ndarray:
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
+    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
+    return T.normalize_flow(T.interleave_flow(xs, ys))
+
+
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
     """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
     g = geometry
     if g.modality == "rgb+flow":
         return two_stream_eval_example(element, g)
-    if g.modality == "flow":
-        start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
-        xs, ys = _flow_images(element, start, g.flow_stack)
-        xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
-        ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
-        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+    if g.modality == "flow" and g.flow_segments > 1:  # ego-rnn's late fusion: several stacks per clip
+        starts = T.flow_segment_starts(len(element["flow_x"]), g.flow_segments, g.flow_stack)
+        clip = np.stack([_eval_flow_stack(element, int(s), g) for s in starts])
+    elif g.modality == "flow":
+        clip = _eval_flow_stack(element, T.flow_eval_start(len(element["flow_x"]), g.flow_stack), g)
     else:
-        frames = _rgb_frames(element, g.num_frames)
-        clip = T.normalize_rgb(
-            np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
-        )
+        clip = _eval_rgb(element, g)
     return _output(element, clip, g)
 
 
@@ -298,8 +306,11 @@ def make_eval_loader(
     process_count: int | None = None,
     worker_count: int | None = None,
     with_index: bool = False,
+    flow_segments: int = 1,
 ) -> grain.DataLoader:
-    """One ordered pass with a padded last batch and a `mask`; see the module docstring."""
+    """One ordered pass with a padded last batch and a `mask`; see the module docstring. With modality 'flow',
+    `flow_segments` S > 1 gives every clip S stacks (b, S, crop, crop, 2L) at `transforms.flow_segment_starts`
+    (ego-rnn's late fusion) instead of the one stack at the temporal centre."""
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
     n = len(data_source)
@@ -310,7 +321,9 @@ def make_eval_loader(
     # process gets whole batches (with workers, trailing batches may be all padding: mask False)
     padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
     _check_modality(modality)
-    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    geometry = ClipGeometry(
+        num_frames, crop_size, resize_shorter, modality, label_key=label_key, flow_segments=flow_segments
+    )
     sampler = grain.samplers.IndexSampler(
         num_records=padded,
         shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=False),

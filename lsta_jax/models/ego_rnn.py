@@ -28,14 +28,19 @@ import numpy as np
 
 from lsta_jax.models import selector
 from lsta_jax.models.cells import ConvLSTMCell
-from lsta_jax.models.lsta import classifier_head, config_to_attributes, frame_features_and_cam
+from lsta_jax.models.lsta import (
+    classifier_head,
+    config_to_attributes,
+    frame_features_and_cam,
+    scan_unroll_steps,
+)
 from lsta_jax.models.motion import BATCHNORM_MODES, FLOW_CHANNELS, FlowResNet
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
 
 
 class EgoRNNClassifier(nn.Module):
-    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants).
+    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants; `scan_unroll` as there).
 
     `__call__(clip, train=False, return_selections=False, return_frame_features=False)` with clip
     (B, T, H, W, 3) returns `logits` (B, M), `features` (B, K) = mean of c_T, `attention` (B, T, h, w) the
@@ -51,6 +56,7 @@ class EgoRNNClassifier(nn.Module):
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
+    scan_unroll: int | str = "auto"
 
     @nn.compact
     def __call__(
@@ -78,7 +84,12 @@ class EgoRNNClassifier(nn.Module):
         attended = out["layer4_prebn"] * attention[..., None]
 
         scan_cell = nn.scan(
-            ConvLSTMCell, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+            ConvLSTMCell,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+            unroll=scan_unroll_steps(self.scan_unroll, t),
         )
         cell = scan_cell(mem_size=self.mem_size, dtype=self.dtype, name="lstm_cell")
         (_, c_last), _ = cell(
@@ -122,7 +133,8 @@ class EgoRNNTwoStream(nn.Module):
     `backbone_widths` as the two streams (both use the same ResNet layout); `dropout_rate` before `fc2` (0.5);
     `batchnorm`: 'train' = ego-rnn's protocol (`main-run-twoStream.py` sets only `flowModel.layer4` to
     training mode: its BatchNorm uses batch statistics while training and its running statistics are
-    updated; everything else keeps its running statistics) or 'frozen'; `dtype`, `remat` (RGB backbone).
+    updated; everything else keeps its running statistics) or 'frozen'; `dtype`, `remat` (RGB backbone),
+    `scan_unroll` (the RGB ConvLSTM's scan, as `EgoRNNClassifier`).
 
     `__call__(clip, flow, train=False)` with clip (B, T, H, W, 3) and flow (B, H', W', in_channels) returns
     `logits` (B, M), `features` (B, K_flow + K_rgb) the concatenation, `attention` (B, T, h, w) the RGB
@@ -139,6 +151,7 @@ class EgoRNNTwoStream(nn.Module):
     batchnorm: str = "train"
     dtype: Any = jnp.float32
     remat: bool = False
+    scan_unroll: int | str = "auto"
 
     @nn.compact
     def __call__(self, clip: jax.Array, flow: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -164,6 +177,7 @@ class EgoRNNTwoStream(nn.Module):
             backbone_widths=self.backbone_widths,
             dtype=self.dtype,
             remat=self.remat,
+            scan_unroll=self.scan_unroll,
             name="frameModel",
         )(clip, train)
         features = jnp.concatenate([flow_out["features"], rgb_out["features"]], axis=-1)  # flow first

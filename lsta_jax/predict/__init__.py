@@ -227,6 +227,59 @@ def predict(
     )
 
 
+def fuse_with_flow(
+    predictions: Iterable[Prediction],
+    flow_model: nn.Module,
+    flow_variables: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    top_k: int = 5,
+    flow_segments: int = 10,
+    flow_weight: float = 0.5,
+    size: int = inference.DEFAULT_SIZE,
+    resize_shorter: int = inference.DEFAULT_RESIZE_SHORTER,
+    flow_root: str | Path | None = None,
+) -> Iterator[Prediction]:
+    """Late fusion of RGB `Prediction`s (made with `keep_arrays=True`) with a flow model, input by input.
+
+    Each input's flow (`lsta_jax.data.clip_io.load_flow_stacks`: `flow_segments` stacks at ego-rnn's starts,
+    folders from `flow_dirs_for(source, flow_root)`) goes through the flow model; the fused logits are
+    `two_stream.late_fusion(rgb, flow)` (ego-rnn's rule, raw logits) and `top_k` is recomputed from their
+    softmax. An input without usable flow becomes a failed prediction naming it; the attention maps (and
+    overlays) stay the RGB stream's.
+    """
+    import jax
+
+    from lsta_jax.data.clip_io import load_flow_stacks
+    from lsta_jax.models.two_stream import late_fusion
+
+    forward = jax.jit(lambda variables, stacks: flow_model.apply(variables, flow=stacks)["logits"])
+    variables = {k: v for k, v in dict(flow_variables).items() if k in ("params", "batch_stats")}
+    for prediction in predictions:
+        if not prediction.ok:
+            yield prediction
+            continue
+        if prediction.logits is None:
+            raise ValueError("late fusion needs the RGB logits: make the predictions with keep_arrays=True")
+        try:
+            stacks = load_flow_stacks(
+                prediction.source, flow_segments, size, resize_shorter, flow_root=flow_root
+            )
+        except (OSError, ValueError) as exc:
+            prediction.error, prediction.top_k = str(exc), []
+            yield prediction
+            continue
+        flow_logits = np.asarray(forward(variables, stacks))  # (S, M)
+        fused = np.asarray(late_fusion(prediction.logits[None], flow_logits[None], flow_weight))[0]
+        probabilities = np.exp(fused - fused.max())
+        probabilities /= probabilities.sum()
+        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
+        names = [class_names[i] if class_names is not None else str(i) for i in order]
+        prediction.top_k = [(name, float(probabilities[i])) for name, i in zip(names, order, strict=True)]
+        prediction.class_index, prediction.logits = int(order[0]), fused
+        yield prediction
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 
@@ -336,10 +389,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the JSON lines here instead of stdout")
     parser.add_argument("--attention-dir", help="write attention overlays (<index>_<name>.png/.gif) here")
     parser.add_argument("--strip-frames", type=int, default=5, help="frames in each overlay strip")
+    parser.add_argument(
+        "--flow-checkpoint",
+        help="late fusion with this flow model (e.g. kind egornn_flow); inputs must be frame folders whose "
+        "flow is in the authors' layout (frames/... -> flow_x/..., flow_y/...) or under --flow-root",
+    )
+    parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
+    parser.add_argument("--flow-root", help="folder holding flow_x/<input name>/ and flow_y/<input name>/")
+    parser.add_argument("--flow-segments", type=int, default=10, help="flow stacks averaged per input")
+    parser.add_argument("--flow-weight", type=float, default=0.5, help="weight of the flow scores")
     args, loaded = parse_command(parser, argv)
     if loaded is None:
         return 2
     model, variables, meta = loaded
+    flow = None
+    if args.flow_checkpoint:
+        from lsta_jax.checkpoint import load_model, read_model_json
+
+        try:
+            flow_model, flow_variables = load_model(args.flow_checkpoint, which=args.flow_which or args.which)
+            flow_names = read_model_json(args.flow_checkpoint).get("class_names")
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot use flow checkpoint {args.flow_checkpoint}: {exc}", file=sys.stderr)
+            return 2
+        if flow_names and meta.get("class_names") and flow_names != meta["class_names"]:
+            print("error: the RGB and flow checkpoints have different class names", file=sys.stderr)
+            return 2
+        flow = (flow_model, flow_variables)
+        flow_geometry = _geometry(read_model_json(args.flow_checkpoint))  # the flow model's own crop
     num_frames, size, resize_shorter = input_geometry(meta, args)
     class_names = meta.get("class_names")
 
@@ -347,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[tuple[str, str]] = []
     total = 0
     try:
-        for prediction in iter_predict(
+        predictions = iter_predict(
             model,
             variables,
             args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list),
@@ -360,10 +437,23 @@ def main(argv: list[str] | None = None) -> int:
             min_frames=args.min_frames,
             attention_dir=args.attention_dir,
             strip_frames=args.strip_frames,
-            keep_arrays=False,
+            keep_arrays=flow is not None,
             workers=args.workers,
             progress=not args.no_progress,
-        ):
+        )
+        if flow is not None:
+            predictions = fuse_with_flow(
+                predictions,
+                *flow,
+                class_names=class_names,
+                top_k=args.top_k,
+                flow_segments=args.flow_segments,
+                flow_weight=args.flow_weight,
+                size=flow_geometry["size"],
+                resize_shorter=flow_geometry["resize_shorter"],
+                flow_root=args.flow_root,
+            )
+        for prediction in predictions:
             total += 1
             if not prediction.ok:
                 failures.append((prediction.source, prediction.error))

@@ -68,7 +68,12 @@ def make_data(config: Any) -> Data:
     return Data(
         train=iter(train),
         make_eval=lambda: iter(
-            data_lib.make_eval_loader(eval_source, global_batch_size=config.eval_batch_size, **geometry)
+            data_lib.make_eval_loader(
+                eval_source,
+                global_batch_size=config.eval_batch_size,
+                flow_segments=d.get("flow_segments", 1),
+                **geometry,
+            )
         ),
         class_names=class_names,
         steps_per_epoch=max(1, len(train_source) // config.global_batch_size),
