@@ -67,6 +67,7 @@ def get_config(arg=None):
             flow_embedding_residual=True,
             batchnorm="frozen",
             dtype="float32",
+            scan_unroll="auto",
         )
     )
     set_dataset(c, a["dataset"], a["split"])

@@ -116,6 +116,7 @@ class CrossModalTwoStream(nn.Module):
         the open choices of the module docstring.
       batchnorm: 'frozen' or 'train' (the flow ResNet's BatchNorm in training mode while training).
       dtype: compute dtype.
+      scan_unroll: the RGB stream's `nn.scan` unrolling (`LSTAClassifier.scan_unroll`).
 
     `__call__(clip, flow, train=False, return_selections=False)`:
       clip (B, T, H, W, 3) normalised frames; flow (B, H, W, in_channels) one stack (or (B, S, H, W, C)).
@@ -144,6 +145,7 @@ class CrossModalTwoStream(nn.Module):
     flow_embedding_residual: bool = True
     batchnorm: str = "frozen"
     dtype: Any = jnp.float32
+    scan_unroll: int | str = "auto"
 
     def _conv(self, features: int, name: str) -> nn.Conv:
         """A per-gate bias conv (fusion_kernel x fusion_kernel, stride 1, 'same' zero padding, with bias)."""
@@ -190,6 +192,7 @@ class CrossModalTwoStream(nn.Module):
             dropout_rate=self.rgb_dropout_rate,
             dtype=self.dtype,
             variant=self.variant,
+            scan_unroll=self.scan_unroll,
             name="frameModel",
         )
         b, t = clip.shape[:2]
