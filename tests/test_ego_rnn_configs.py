@@ -171,3 +171,23 @@ def test_single_stream_runs_graft_into_the_two_stream_model(tmp_path):
     config.init_from_flow = str(tmp_path / "convlstm_rgb")  # the wrong stream: a clear error
     with pytest.raises(ValueError, match="does not fit this model"):
         trainer.load_stream_inits(config, target)
+
+
+def test_config_init_from_a_resnet_directory_takes_the_flow_branch(tmp_path, monkeypatch):
+    """`--config.init_from=models/resnet34` on a flow network: grafted at the top level, conv1 cross-modal."""
+    from lsta_jax.models.resnet import ResNet
+
+    config = small_config("egornn_flow.py")
+    model = create_model("egornn_flow", **trainer.model_config(config))
+    target = random_like(abstract_variables(model, "egornn_flow", {}), seed=4)
+    rgb = ResNet(stage_sizes=(1, 1, 1, 1), widths=(8, 8, 16, 16))
+    source = random_like(jax.eval_shape(rgb.init, jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32)), 5)
+    (tmp_path / "lsta_jax_model.json").write_text('{"kind": "resnet34"}')
+    monkeypatch.setattr(trainer, "load_model", lambda path, which: (rgb, source))
+    config.init_from = str(tmp_path)
+    out = trainer.load_init(config, target)
+    assert np.allclose(out["params"]["conv1"]["kernel"][:, :, 7], source["params"]["conv1"]["kernel"].mean(2))
+    assert np.array_equal(
+        out["params"]["layer4_0"]["bn2"]["scale"], source["params"]["layer4_0"]["bn2"]["scale"]
+    )
+    assert np.array_equal(out["params"]["fc_action"]["bias"], target["params"]["fc_action"]["bias"])
