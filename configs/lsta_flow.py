@@ -1,7 +1,7 @@
 """LSTA motion stream (paper 5.2): (a) verb pre-training of the flow ResNet-34, (b) activities with attention.
 
-Arg: `stage=verb|activity` (default verb), `dataset=gtea61|gtea71|egtea` (default gtea61), `split=K` (GTEA
-1-4, default 2 = GTEA61*; EGTEA 1-3, default 1).
+Arg: `stage=verb|activity` (default verb), `dataset=gtea61|gtea71|egtea|toy` (default gtea61), `split=K`
+(GTEA 1-4, default 2 = GTEA61*; EGTEA 1-3, default 1). `toy`: in-memory clips, small backbone (`set_toy`).
 
     python -m lsta_jax.convert --kind resnet34 --torch-checkpoint resnet34-b627a593.pth \\
         --output models/resnet34
@@ -29,7 +29,7 @@ trained in both stages.
 
 import ml_collections
 
-from lsta_jax.train.config import default_config, parse_arg, set_dataset
+from lsta_jax.train.config import default_config, parse_arg, set_dataset, set_toy
 
 STAGES = ("verb", "activity")
 
@@ -52,12 +52,17 @@ def get_config(arg=None):
         c.model = ml_collections.ConfigDict(dict(kind="egornn_flow", num_classes=0, **flow_net))
     else:
         c.model = ml_collections.ConfigDict(dict(kind="lsta_flow", num_classes=0, verb_classes=0, **flow_net))
-    set_dataset(c, a["dataset"], a["split"])
+    toy = a["dataset"] == "toy"
+    if toy:
+        set_toy(c)
+    else:
+        set_dataset(c, a["dataset"], a["split"])
     c.name = f"lsta_flow_{a['stage']}_{a['dataset']}_{c.data.builder_config}"
     c.data.modality = "flow"
-    if a["stage"] == "verb":
+    if a["stage"] == "verb" and not toy:  # (the toy clips have no verbs: their classes stand in)
         c.model.num_classes = 0  # the number of verbs, from the data
         c.data.label_key = "verb"
+    if a["stage"] == "verb":
         c.lr_milestones = (75, 150, 250, 500)
         c.num_epochs = 700
     else:
