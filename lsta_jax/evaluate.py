@@ -3,8 +3,10 @@
 PATH is a training workdir (its 'latest' or `--which best` / step checkpoint) or a model directory. The
 evaluation split and preprocessing come from the config (`--config.field=value` overrides work as for
 training). Prints top-1, top-5, mean class accuracy and verb/noun accuracies (class names `verb_noun`, split
-at the first '_'); writes `summary.json`, `per_class.csv`, `confusion.csv` and `confusion.png` to `--output`
-(default PATH/eval_<which>). Padded last batches are counted exactly once (metrics are (sum, count)).
+at the first '_'), and for models with verb/noun heads the challenge's verb/noun/action top-1, top-5 and
+class-mean recall (`train/metrics.py`); writes `summary.json`, `per_class.csv`, `confusion.csv` and
+`confusion.png` to `--output` (default PATH/eval_<which>). Padded last batches are counted exactly once
+(metrics are (sum, count)).
 
 Late fusion (the paper's "two stream late fusion", ego-rnn's `eval-run-twoStream.py`): `--flow-checkpoint
 FLOW` beside an RGB `--checkpoint` scores every clip with 0.5 * (flow logits averaged over `--flow-segments`
@@ -196,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "loss", "count")
-    keys += ("rgb_top1", "flow_top1")
+    from lsta_jax.train.metrics import REPORT_KEYS
+
+    keys = (*REPORT_KEYS, "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0

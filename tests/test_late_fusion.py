@@ -14,7 +14,7 @@ import pytest
 from data_fixtures import write_frames, write_gtea
 
 from lsta_jax.checkpoint import abstract_variables, save_model
-from lsta_jax.evaluate import evaluate_late_fusion, main
+from lsta_jax.evaluate import main
 from lsta_jax.models import create_model
 from lsta_jax.train.config import load_config
 from lsta_jax.train.input_pipeline import make_data
@@ -66,9 +66,19 @@ def setup(tmp_path_factory):
 
 def test_late_fusion_equals_the_rule_on_the_pipelines_batches(setup, capsys):
     root, config, models = setup
-    summary = evaluate_late_fusion(
-        root / "lsta_rgb", root / "egornn_flow", config, flow_segments=3, output=root / "out"
-    )
+    # the command line (`evaluate_late_fusion` behind it)
+    args = ["--checkpoint", str(root / "lsta_rgb"), "--config", "configs/gtea61.py:split=2"]
+    overrides = [f"--config.data.{k}={config.data[k]}" for k in ("data_dir", "manual_dir", "num_frames")]
+    overrides += [
+        "--config.data.crop_size=32",
+        "--config.data.resize_shorter=36",
+        "--config.model.num_classes=4",
+    ]
+    overrides += ["--config.global_batch_size=4", "--config.eval_batch_size=8", "--output", str(root / "out")]
+    fusion = ["--flow-checkpoint", str(root / "egornn_flow"), "--flow-segments", "3"]
+    assert main([*args, *fusion, *overrides]) == 0
+    assert '"flow_top1"' in capsys.readouterr().out
+    summary = json.loads((root / "out" / "summary.json").read_text())
     flow_config = copy.deepcopy(config)
     flow_config.data.update(modality="flow", flow_segments=3)
     rgb_batches = list(make_data(config).make_eval())
@@ -97,26 +107,8 @@ def test_late_fusion_equals_the_rule_on_the_pipelines_batches(setup, capsys):
     ce = -(ce - np.log(np.exp(ce).sum(1, keepdims=True)))[np.arange(4), labels]
     assert np.isfinite(ce).all()
     assert summary["loss"] == pytest.approx(ce.mean(), rel=1e-4)  # the fused scores, not only their argmax
-    saved = json.loads((root / "out" / "summary.json").read_text())
-    assert saved["late_fusion"]["flow_segments"] == 3 and saved["late_fusion"]["flow_weight"] == 0.5
-
-    # the command line; the streams swapped is a clear error
-    args = ["--checkpoint", str(root / "lsta_rgb"), "--config", "configs/gtea61.py:split=2"]
-    overrides = [f"--config.data.{k}={config.data[k]}" for k in ("data_dir", "manual_dir", "num_frames")]
-    overrides += [
-        "--config.data.crop_size=32",
-        "--config.data.resize_shorter=36",
-        "--config.model.num_classes=4",
-    ]
-    overrides += ["--config.global_batch_size=4", "--config.eval_batch_size=8"]
-    assert (
-        main([*args, "--flow-checkpoint", str(root / "egornn_flow"), "--flow-segments", "3", *overrides]) == 0
-    )
-    assert '"flow_top1"' in capsys.readouterr().out
-    written = json.loads((root / "lsta_rgb" / "eval_latest_late_fusion" / "summary.json").read_text())
-    assert written["top1"] == pytest.approx(summary["top1"]) and written["loss"] == pytest.approx(
-        summary["loss"]
-    )
+    assert summary["late_fusion"]["flow_segments"] == 3 and summary["late_fusion"]["flow_weight"] == 0.5
+    # the streams swapped is a clear error
     swapped = ["--checkpoint", str(root / "egornn_flow"), "--flow-checkpoint", str(root / "lsta_rgb")]
     assert main([*swapped, "--config", "configs/gtea61.py:split=2", *overrides]) == 2
     assert "late fusion needs an RGB model" in capsys.readouterr().err

@@ -9,7 +9,8 @@ draw (flip, corner-crop scale and position, flow stack start) from grain's per-r
 Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
 for a flow stack,
 both `clip` and `flow` (b, crop, crop, 2L) with modality 'rgb+flow' (two-stream models),
-`label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
+`label` int32 (b,) and, when the records have them (all builders), `verb` and `noun` int32 (b,) for the
+multi-task heads, with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
 With `worker_count` > 0 the decoding and augmentation run in grain worker processes; grain deals records to
@@ -139,9 +140,17 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
 def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
     key = "flow" if g.modality == "flow" else "clip"  # the model argument it feeds (trainer.model_inputs)
     out = {key: clip, "label": np.int32(element[g.label_key])}
+    out.update(task_labels(element))
     if "index" in element:
         out["index"] = np.int64(element["index"])
     return out
+
+
+def task_labels(element: dict[str, Any]) -> dict[str, np.int32]:
+    """`verb` and `noun` int32 labels of a record that has them (every builder stores both; EPIC and EGTEA
+    from their lists, GTEA from the class name; -1 on unlabelled challenge test segments), for the
+    multi-task heads."""
+    return {key: np.int32(element[key]) for key in ("verb", "noun") if key in element}
 
 
 def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np.ndarray:

@@ -21,10 +21,10 @@ frames sampled uniformly, ImageNet normalisation). The geometry comes from the c
 (`"input": {"num_frames", "size", "resize_shorter"}` when present) or the flags, else those defaults.
 
 Each input gives one JSON line: `{"source", "ok": true, "label", "score", "top_k": [{"label", "index",
-"score"}, ...], "overlay": [png, gif]}` with softmax probabilities as scores, or `{"source", "ok": false,
-"error"}`. A failing input (unreadable video, folder without frames, clip with fewer frames than the model
-samples) is reported and skipped; the command exits with status 1 when any input failed, 2 on a usage or
-checkpoint error.
+"score"}, ...], "overlay": [png, gif]}` with softmax probabilities as scores (+ `"verb"`, `"noun"`: the
+top-1 class indices of a multi-task model's heads), or `{"source", "ok": false, "error"}`. A failing input
+(unreadable video, folder without frames, clip with fewer frames than the model samples) is reported and
+skipped; the command exits with status 1 when any input failed, 2 on a usage or checkpoint error.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class Prediction:
     features: np.ndarray | None = None
     overlay: tuple[Path, ...] | None = None
     error: str | None = None
+    verb: int | None = None  # the verb and noun heads' top-1 class index (multi-task models only)
+    noun: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,8 @@ class Prediction:
             "score": self.score,
             "top_k": [{"label": name, "score": score} for name, score in self.top_k],
         }
+        if self.verb is not None:
+            record.update(verb=self.verb, noun=self.noun)
         if self.overlay is not None:
             record["overlay"] = [str(path) for path in self.overlay]
         return record
@@ -152,6 +156,8 @@ def iter_predict(
             logits=out["logits"] if keep_arrays else None,
             attention=out["attention"] if keep_arrays else None,
             features=out["features"] if keep_arrays else None,
+            verb=int(np.argmax(out["verb_logits"])) if "verb_logits" in out else None,
+            noun=int(np.argmax(out["noun_logits"])) if "noun_logits" in out else None,
         )
         if attention_dir is not None:
             from lsta_jax import viz

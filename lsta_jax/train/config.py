@@ -31,6 +31,9 @@ def default_config() -> ml_collections.ConfigDict:
             dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
             remat=False,
             variant="lsta",
+            verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
+            noun_classes=0,
+            head_bias_control="logits",  # how the activity logits bias the verb/noun heads
         )
     )
     c.data = ml_collections.ConfigDict(

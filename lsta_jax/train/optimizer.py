@@ -33,11 +33,14 @@ import optax
 # Parameter paths are '/'-joined Flax names, e.g. 'lsta_cell/conv_i_x/kernel', 'resNet/layer4_0/conv1/kernel'.
 # Trainable sets per stage (reference section 5 and 9). `all` is for training from scratch (no ImageNet
 # weights): every parameter that can receive a gradient.
+# The multi-task heads (`models/heads.py`: fc_verb, fc_noun, action_to_*) train with the activity `fc`.
+HEADS = (r"fc_(verb|noun)/.*", r"action_to_(verb|noun)/.*")
 STAGE_TRAINABLE: dict[str, tuple[str, ...]] = {
-    "stage1": (r"lsta_cell/.*", r"fc/.*"),
+    "stage1": (r"lsta_cell/.*", r"fc/.*", *HEADS),
     "stage2": (
         r"lsta_cell/.*",
         r"fc/.*",
+        *HEADS,
         r"resNet/layer4_\d+/conv[12]/kernel",
         r"resNet/fc/.*",
     ),

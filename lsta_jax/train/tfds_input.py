@@ -16,7 +16,7 @@ from typing import Any
 from lsta_jax.train.input_pipeline import Data
 
 
-def _builder(config: Any) -> Any:
+def dataset_builder(config: Any) -> Any:
     """`lsta_jax.data.build` of config.data (built on first use, reused afterwards)."""
     from lsta_jax import data as data_lib
 
@@ -38,7 +38,7 @@ def make_data(config: Any) -> Data:
                 f"lsta_jax.data has no {name}: dataset {config.data.name!r} cannot be loaded yet"
             )
     d = config.data
-    builder = _builder(config)
+    builder = dataset_builder(config)
     train_source = builder.as_data_source(split=d.train_split)
     eval_source = builder.as_data_source(split=d.eval_split)
     label_key = d.get("label_key", "label")

@@ -303,8 +303,15 @@ def eval_step(
     variables: dict[str, Any], batch: dict[str, jax.Array], *, model: nn.Module
 ) -> dict[str, jax.Array]:
     """(sum, count) metrics of one eval batch (mask marks real clips; padding counts zero)."""
-    logits = model.apply(variables, **model_inputs(batch))["logits"]
-    return metrics_lib.batch_sums(logits, batch["label"], batch.get("mask"))
+    out = model.apply(variables, **model_inputs(batch))
+    sums = metrics_lib.batch_sums(out["logits"], batch["label"], batch.get("mask"))
+    if "verb_logits" in out and "verb" in batch and "noun" in batch:  # multi-task heads: challenge metrics
+        sums.update(
+            metrics_lib.multitask_sums(
+                out["verb_logits"], out["noun_logits"], batch["verb"], batch["noun"], batch.get("mask")
+            )
+        )
+    return sums
 
 
 @dataclasses.dataclass
