@@ -153,7 +153,8 @@ class LSTAClassifier(nn.Module):
     coupling_fc}`, `fc` (+ `fc_verb`, `fc_noun`, `action_to_verb`, `action_to_noun` with the heads);
     BatchNorm statistics in `batch_stats/resNet/...`.
 
-    `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None)`:
+    `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None,
+    return_frame_maps=False)`:
       clip: (B, T, H, W, 3) float32, normalised frames; any T >= 1 and any spatial size.
       train: only makes the dropout stochastic (needs `rngs={'dropout': key}`); BatchNorm stays in inference.
       gate_biases: optional cross-modal biases for the cell, keys `x_flow_i/f/c`, each (B, T, ...) with the
@@ -165,7 +166,9 @@ class LSTAClassifier(nn.Module):
       with `return_selections`: `attention_class` (B, T) k_t (ImageNet class of the CAM, -1 without attention
       pooling) and `pooling_class` (B, T) j_t (output-pooling class, -1 without output pooling);
       with `return_frame_features`: `frame_features` (B, T, K) = spatial mean of each frame's BN'd `layer4`
-      (the backbone's pooled feature, the input of its ImageNet fc).
+      (the backbone's pooled feature, the input of its ImageNet fc);
+      with `return_frame_maps`: `frame_maps` (B, T, h, w, K), each frame's BN'd `layer4` (conv5_3; the
+      cross-modal two-stream model summarises them).
     """
 
     num_classes: int = 61
@@ -191,6 +194,7 @@ class LSTAClassifier(nn.Module):
         return_selections: bool = False,
         return_frame_features: bool = False,
         gate_biases: Mapping[str, jax.Array] | None = None,
+        return_frame_maps: bool = False,
     ) -> dict[str, jax.Array]:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown LSTA variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -263,6 +267,8 @@ class LSTAClassifier(nn.Module):
             result["pooling_class"] = steps["pooling_class"]
         if return_frame_features:
             result["frame_features"] = out["pooled"].reshape(b, t, k)
+        if return_frame_maps:
+            result["frame_maps"] = out["layer4"].reshape(b, t, h, w, k)
         return result
 
 

@@ -47,7 +47,13 @@ STAGE_TRAINABLE: dict[str, tuple[str, ...]] = {
     "all": (r".*",),
 }
 # Never updated by the reference in any stage: they only influence an argmax, so they never get a gradient.
-NEVER_TRAINED: tuple[str, ...] = (r"lsta_cell/coupling_fc/.*", r"resNet/fc/bias")
+# Also inside a bigger model (prefix `frameModel/` etc.); `resNet/fc_action/bias` is the same for the motion
+# stream's verb selector (`lsta_flow`), whose bias only shifts the selection scores.
+NEVER_TRAINED: tuple[str, ...] = (
+    r"(?:.+/)?lsta_cell/coupling_fc/.*",
+    r"(?:.+/)?resNet/fc/bias",
+    r"(?:.+/)?resNet/fc_action/bias",
+)
 
 
 def param_path(path: Sequence[Any]) -> str:
@@ -95,6 +101,20 @@ def multistep_lr(
         epoch = (jnp.asarray(count) // steps_per_epoch).astype(jnp.float32)
         passed = jnp.sum((marks <= epoch).astype(jnp.int32))
         return base_lr * jnp.power(jnp.float32(gamma), passed.astype(jnp.float32))
+
+    return schedule
+
+
+def exponential_lr(base_lr: float, gamma: float, steps_per_epoch: int) -> Callable[[jax.Array], jax.Array]:
+    """lr x gamma every epoch (PyTorch's StepLR(step_size=1) / ExponentialLR stepped at the start of each
+    epoch): update n lies in epoch e = n // steps_per_epoch and uses base_lr * gamma^e (the paper's two-stream
+    training: lr 0.01 "reduced by 0.99 after each epoch", section 6.2)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+
+    def schedule(count: jax.Array) -> jax.Array:
+        epoch = (jnp.asarray(count) // steps_per_epoch).astype(jnp.float32)
+        return base_lr * jnp.power(jnp.float32(gamma), epoch)
 
     return schedule
 
@@ -236,7 +256,8 @@ def make_optimizer(
 ) -> tuple[optax.GradientTransformation, Any, Callable[[jax.Array], jax.Array]]:
     """(optimizer, trainable mask, lr schedule) from a training config.
 
-    Config fields: `trainable` (stage name or regex list), `learning_rate`, `lr_milestones` (epochs),
+    Config fields: `trainable` (stage name or regex list), `learning_rate`, `lr_schedule` ('multistep'
+    (default): x `lr_gamma` at each of `lr_milestones` (epochs); 'exponential': x `lr_gamma` every epoch),
     `lr_gamma`, `weight_decay`; `optimizer`: 'adam' (default, the reference's, with `adam_b1`, `adam_b2`,
     `adam_eps`) or 'sgd' (`torch_sgd` with `momentum`, ego-rnn's); `lr_scales`: optional
     ((regex, factor), ...) giving matching parameters lr * factor (a parameter group with its own lr; the
@@ -245,7 +266,13 @@ def make_optimizer(
     counts updates = steps.
     """
     mask = trainable_mask(params, config.trainable)
-    schedule = multistep_lr(config.learning_rate, config.lr_milestones, config.lr_gamma, steps_per_epoch)
+    schedule_kind = config.get("lr_schedule", "multistep")
+    if schedule_kind == "multistep":
+        schedule = multistep_lr(config.learning_rate, config.lr_milestones, config.lr_gamma, steps_per_epoch)
+    elif schedule_kind == "exponential":
+        schedule = exponential_lr(config.learning_rate, config.lr_gamma, steps_per_epoch)
+    else:
+        raise ValueError(f"config.lr_schedule {schedule_kind!r}: expected 'multistep' or 'exponential'")
     kind = config.get("optimizer", "adam")
     if kind == "adam":
         inner = reference_adam(

@@ -41,7 +41,15 @@ def make_data(config: Any) -> Data:
     builder = dataset_builder(config)
     train_source = builder.as_data_source(split=d.train_split)
     eval_source = builder.as_data_source(split=d.eval_split)
-    class_names = data_lib.class_names(builder)
+    label_key = d.get("label_key", "label")
+    if label_key in ("label", "verb", "noun"):  # ClassLabel features: the names of what is trained
+        class_names = data_lib.class_names(builder, label_key)
+    else:  # e.g. 'verb_label' (GTEA's action_label.txt ids): numbered, `model.num_classes` must be set
+        if config.model.num_classes <= 0:
+            raise ValueError(
+                f"config.data.label_key {label_key!r} has no class names: set config.model.num_classes"
+            )
+        class_names = [str(i) for i in range(config.model.num_classes)]
     geometry = dict(
         num_frames=d.num_frames,
         crop_size=d.crop_size,

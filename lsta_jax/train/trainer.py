@@ -132,7 +132,8 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
 
     Of kind lsta_rgb: the whole tree (stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint); of a
     ResNet kind: grafted into resNet, or for a flow network (no resNet) into its top-level backbone with the
-    cross-modality conv1 (`convert.ego_rnn_flow.flow_init_from_resnet`).
+    cross-modality conv1 (`convert.ego_rnn_flow.flow_init_from_resnet`); of kind egornn_flow into another
+    kind (the verb-trained network of the motion stream's stage (a) -> `lsta_flow`): grafted into resNet.
     """
     path = Path(config.init_from)
     meta = (
@@ -147,7 +148,8 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
         from lsta_jax.convert.ego_rnn_flow import flow_init_from_resnet
 
         return graft(variables, flow_init_from_resnet(variables, source), str(path))
-    if meta.get("kind", "").startswith("resnet"):
+    kind = meta.get("kind", "")
+    if kind.startswith("resnet") or (kind == "egornn_flow" and config.model.kind != kind):
         merged = {k: dict(v) for k, v in variables.items()}
         for collection in ("params", "batch_stats"):
             merged[collection]["resNet"] = graft(
@@ -155,6 +157,22 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
             )
         return merged
     return graft(variables, source, str(path))
+
+
+def selector_classes_of_init(config: Any) -> int:
+    """The verb classes of the motion stream that initialises this model (`model.verb_classes` = 0): the
+    `num_classes` of a stage-(a) `egornn_flow` (`init_from`), or the `verb_classes` of an `lsta_flow`
+    (`init_from`, `init_from_flow`)."""
+    from lsta_jax.checkpoint import read_model_json
+
+    for field in ("init_from_flow", "init_from"):
+        if config.get(field, ""):
+            source = read_model_json(config.get(field))["config"]
+            return int(source.get("verb_classes", source["num_classes"]))
+    raise ValueError(
+        "config.model.verb_classes is 0 (take it from the motion stream's initialisation) but neither "
+        "config.init_from nor config.init_from_flow is set: set one, or --config.model.verb_classes=N"
+    )
 
 
 #: config fields grafting a trained single-stream workdir or model directory into a two-stream model's subtree
@@ -405,6 +423,8 @@ def train_and_evaluate(
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
         config.model.num_classes = len(data.class_names)
+    if config.model.get("verb_classes", None) == 0:  # a motion stream's selector: from its initialisation
+        config.model.verb_classes = selector_classes_of_init(config)
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
