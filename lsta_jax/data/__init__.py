@@ -27,7 +27,7 @@ Public interface (others code against these):
 """
 
 from lsta_jax.data import transforms
-from lsta_jax.data.build import BUILDERS, build, builder, class_names
+from lsta_jax.data.build import BUILDERS, GENERATED, build, builder, class_names
 from lsta_jax.data.clip_io import load_clip
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
@@ -37,6 +37,7 @@ from lsta_jax.data.synthetic import SyntheticEgo, SyntheticOptions, export_clips
 
 __all__ = [
     "BUILDERS",
+    "GENERATED",
     "EgteaGazePlus",
     "EpicKitchens55",
     "Gtea61",

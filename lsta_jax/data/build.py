@@ -33,6 +33,7 @@ BUILDERS = {
     "epic_kitchens55": EpicKitchens55,
     "synthetic_ego": synthetic.SyntheticEgo,
 }
+GENERATED = ("synthetic_ego",)  # builders that make their data (no manual_dir, built on first use)
 
 
 def builder(

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except FileNotFoundError as e:  # e.g. a dataset not built and no --config.data.manual_dir
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if summary:
         keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "loss")
         print("final eval: " + ", ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary))
