@@ -25,7 +25,7 @@ from lsta_jax.models import selector
 from lsta_jax.models.cells import ConvLSTMCell
 from lsta_jax.models.lsta import classifier_head, config_to_attributes, frame_features_and_cam
 from lsta_jax.models.registry import register
-from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
+from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batchnorm
 
 
 class EgoRNNClassifier(nn.Module):
@@ -34,7 +34,8 @@ class EgoRNNClassifier(nn.Module):
     `__call__(clip, train=False, return_selections=False, return_frame_features=False)` with clip
     (B, T, H, W, 3) returns `logits` (B, M), `features` (B, K) = mean of c_T, `attention` (B, T, h, w) the
     softmax of the CAM; `attention_class` (B, T) with `return_selections`; `frame_features` (B, T, K) with
-    `return_frame_features`. `train=True` only makes the dropout stochastic (rngs={'dropout': key}).
+    `return_frame_features`. `train=True` makes the dropout stochastic (rngs={'dropout': key}) and, with
+    `batchnorm='train'`, BatchNorm use batch statistics (apply with `mutable=['batch_stats']`).
     """
 
     num_classes: int = 61
@@ -42,6 +43,9 @@ class EgoRNNClassifier(nn.Module):
     attention_classes: int = 1000
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
+    batchnorm: str = "frozen"
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
@@ -58,6 +62,7 @@ class EgoRNNClassifier(nn.Module):
             raise ValueError(
                 f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
             )
+        check_batchnorm(self.batchnorm)
         b, t = clip.shape[:2]
         out = frame_features_and_cam(
             clip,
@@ -66,6 +71,9 @@ class EgoRNNClassifier(nn.Module):
             self.attention_classes,
             self.dtype,
             self.remat,
+            stage_strides=self.backbone_stage_strides,
+            max_pool=self.backbone_max_pool,
+            batchnorm_train=train and self.batchnorm == "train",
         )
         n, h, w, k = out["layer4"].shape
         attention = selector.spatial_softmax(out["cam"])  # (B*T, h, w), no recurrence
