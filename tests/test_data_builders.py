@@ -156,7 +156,7 @@ def test_epic_missing_frames_name_the_row(tmp_path):
 
 
 def test_synthetic_is_deterministic_and_balanced(tmp_path):
-    options = dict(num_train=24, num_test=12, num_frames=6, frame_size=32, seed=3)
+    options = dict(num_train=24, num_test=12, num_frames=6, frame_size=32, num_nouns=2, seed=3)
     a = D.build("synthetic_ego", tmp_path / "a", **options)
     b = D.build("synthetic_ego", tmp_path / "b", **options)
     c = D.build("synthetic_ego", tmp_path / "c", **dict(options, seed=4))

@@ -4,7 +4,9 @@ Public interface (others code against these):
 - `load_clip(source, num_frames=25, size=224, resize_shorter=256, min_frames=5) -> np.ndarray` float32
   (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (reference 5).
 - Builders, registered with tfds: `gtea61`, `gtea71` (configs split1..split4), `egtea_gaze_plus` (split1..3),
-  `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`).
+  `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`; records carry
+  per-frame `boxes` of the hand, target and confuser, passed through the eval loader in crop units),
+  `synthetic_objects` (the pre-training images, `SyntheticObjectsOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
   Command line: `python -m lsta_jax.data NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
@@ -34,6 +36,7 @@ from lsta_jax.data.epic_kitchens import EpicKitchens55
 from lsta_jax.data.gtea import Gtea61, Gtea71
 from lsta_jax.data.pipeline import make_eval_loader, make_train_loader, num_eval_batches
 from lsta_jax.data.synthetic import SyntheticEgo, SyntheticOptions, export_clips
+from lsta_jax.data.synthetic_objects import SyntheticObjects, SyntheticObjectsOptions
 
 __all__ = [
     "BUILDERS",
@@ -43,6 +46,8 @@ __all__ = [
     "Gtea61",
     "Gtea71",
     "SyntheticEgo",
+    "SyntheticObjects",
+    "SyntheticObjectsOptions",
     "SyntheticOptions",
     "build",
     "builder",

@@ -110,6 +110,10 @@ def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
         clip = T.normalize_rgb(
             np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
         )
+        if "boxes" in element:  # synthetic ground truth: the sampled frames' boxes, in crop units
+            sampled = np.asarray(element["boxes"])[T.sample_indices(len(element["frames"]), g.num_frames) - 1]
+            boxes = T.eval_transform_boxes(sampled, *frames[0].size, g.crop_size, g.resize_shorter)
+            return {**_output(element, clip, g), "boxes": boxes}
     return _output(element, clip, g)
 
 
