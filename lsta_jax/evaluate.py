@@ -5,6 +5,10 @@ evaluation split and preprocessing come from the config (`--config.field=value` 
 training). Prints top-1, top-5, mean class accuracy and verb/noun accuracies (class names `verb_noun`, split
 at the first '_'); writes `summary.json`, `per_class.csv`, `confusion.csv` and `confusion.png` to `--output`
 (default PATH/eval_<which>). Padded last batches are counted exactly once (metrics are (sum, count)).
+When the evaluation data carry ground-truth boxes (`synthetic_ego`) and the model returns attention maps, the
+pointing-game score (`lsta_jax.pointing`: the map's argmax cell on the hand or the target object, one cell of
+tolerance) is computed too and written beside top-1 as `pointing_game` (with `pointing_frames`, the frames
+counted).
 """
 
 from __future__ import annotations
@@ -35,11 +39,40 @@ def evaluate_checkpoint(
         {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     )
     summary = metrics_lib.summarize(trainer.evaluate(steps, variables, data.make_eval()), class_names)
+    summary.update(attention_pointing(model, variables, data.make_eval()) or {})
     if jax.process_index() == 0:
         out = Path(output) if output else Path(checkpoint) / f"eval_{which}"
         trainer.write_eval_outputs(out, dict(summary), class_names, which)
         summary["output"] = str(out)
     return summary
+
+
+def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, Any] | None:
+    """{'pointing_game', 'pointing_frames'} of the model's attention maps over eval batches that carry
+    `boxes`; None when the batches have no boxes or the model no `attention` output. Padding is skipped."""
+    import jax
+    import numpy as np
+
+    from lsta_jax.pointing import pointing_game, pointing_hits
+
+    forward = jax.jit(lambda v, clip: model.apply(v, clip=clip).get("attention"))
+    hits, counted = [], []
+    for batch in batches:
+        if "boxes" not in batch:
+            return None
+        attention = forward(variables, batch["clip"])
+        if attention is None:
+            return None
+        h, c = pointing_hits(np.asarray(attention), batch["boxes"])
+        real = np.asarray(batch.get("mask", np.ones(len(h), bool)))[:, None]
+        hits.append(h & real)
+        counted.append(c & real)
+    if not hits:
+        return None
+    return {
+        "pointing_game": pointing_game(np.concatenate(hits), np.concatenate(counted)),
+        "pointing_frames": int(np.concatenate(counted).sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "loss", "count")
+    keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "pointing_game", "loss")
+    keys += ("count",)
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0

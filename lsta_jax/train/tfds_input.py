@@ -31,7 +31,7 @@ def _builder(config: Any) -> Any:
 
     d = config.data
     data_dir = d.data_dir or str(Path("~/tensorflow_datasets").expanduser())
-    options = d.synthetic.to_dict() if d.name == "synthetic_ego" and d.get("synthetic") else {}
+    options = d.synthetic.to_dict() if d.name in data_lib.GENERATED and d.get("synthetic") else {}
     config_name = d.builder_config or None
     if not d.manual_dir and d.name not in data_lib.GENERATED:
         b = data_lib.builder(d.name, data_dir, config=config_name, **options)
