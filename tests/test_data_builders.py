@@ -62,7 +62,7 @@ def test_gtea_frames_stored_at_scale_256(gtea):
 def test_gtea_flow_eval_stack_at_the_temporal_centre(gtea):
     raw, builder = gtea
     record = builder.as_data_source("test")[0]
-    got = eval_example(record, ClipGeometry(crop_size=224, resize_shorter=256, modality="flow"))["clip"]
+    got = eval_example(record, ClipGeometry(crop_size=224, resize_shorter=256, modality="flow"))["flow"]
     n = 6  # flow frames of an S2 clip
     start = math.ceil((n - 5) / 2)
     channels = []

@@ -11,7 +11,7 @@ import pytest
 
 from lsta_jax.models import create_model, selector
 from lsta_jax.models.cells import LSTACell
-from lsta_jax.models.lsta import VARIANTS, LSTAClassifier
+from lsta_jax.models.lsta import VARIANTS, LSTAClassifier, scan_unroll_steps
 from lsta_jax.models.resnet import ResNet
 
 SMALL = dict(
@@ -313,3 +313,25 @@ def test_gradient_parity_for_the_stage1_parameters(parity):
         "gradient parity, worst max rel over the stage-1 tensors: "
         + ", ".join(f"{k} {v:.2e}" for k, v in worst.items())
     )
+
+
+@pytest.mark.parametrize("kind", ["lsta_rgb", "convlstm_rgb"])
+def test_scan_unroll_changes_speed_not_numbers(kind):
+    """Rolled loop (1), partial (2) and full unroll give the same outputs and the same parameter tree."""
+    config = {k: v for k, v in SMALL.items() if kind == "lsta_rgb" or k != "c_cam_classes"}
+    clip = jnp.asarray(np.random.default_rng(1).normal(size=(1, 3, 32, 32, 3)), jnp.float32)
+    rolled = create_model(kind, **config, scan_unroll=1)
+    variables = random_variables(rolled, clip)
+    ref = jit_apply(rolled)(variables, clip)
+    assert scan_unroll_steps("auto", 3) == (3 if jax.default_backend() == "cpu" else 1)
+    assert scan_unroll_steps(5, 3) == 3
+    for unroll in (2, "full"):
+        model = create_model(kind, **config, scan_unroll=unroll)
+        assert jax.tree_util.tree_structure(
+            jax.eval_shape(model.init, jax.random.key(0), clip)
+        ) == jax.tree_util.tree_structure(variables)
+        out = jit_apply(model)(variables, clip)
+        np.testing.assert_allclose(out["logits"], ref["logits"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["attention"], ref["attention"], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="scan_unroll"):
+        jax.eval_shape(create_model(kind, **config, scan_unroll=0).init, jax.random.key(0), clip)

@@ -39,7 +39,7 @@ class ClipGeometry:
     num_frames: int = 25
     crop_size: int = 224
     resize_shorter: int = 256
-    modality: str = "rgb"  # 'rgb' (num_frames sampled frames) or 'flow' (one stack of `flow_stack` x/y pairs)
+    modality: str = "rgb"  # "rgb": `clip`, num_frames sampled frames; "flow": `flow`, one stack of x/y pairs
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
 
@@ -90,7 +90,8 @@ def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: C
 
 
 def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
-    out = {"clip": clip, "label": np.int32(element[g.label_key])}
+    key = "flow" if g.modality == "flow" else "clip"  # the model argument it feeds (trainer.model_inputs)
+    out = {key: clip, "label": np.int32(element[g.label_key])}
     if "index" in element:
         out["index"] = np.int64(element["index"])
     return out

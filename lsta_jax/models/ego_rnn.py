@@ -23,13 +23,18 @@ import numpy as np
 
 from lsta_jax.models import selector
 from lsta_jax.models.cells import ConvLSTMCell
-from lsta_jax.models.lsta import classifier_head, config_to_attributes, frame_features_and_cam
+from lsta_jax.models.lsta import (
+    classifier_head,
+    config_to_attributes,
+    frame_features_and_cam,
+    scan_unroll_steps,
+)
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batchnorm
 
 
 class EgoRNNClassifier(nn.Module):
-    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants).
+    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants; `scan_unroll` as there).
 
     `__call__(clip, train=False, return_selections=False, return_frame_features=False)` with clip
     (B, T, H, W, 3) returns `logits` (B, M), `features` (B, K) = mean of c_T, `attention` (B, T, h, w) the
@@ -49,6 +54,7 @@ class EgoRNNClassifier(nn.Module):
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
+    scan_unroll: int | str = "auto"
 
     @nn.compact
     def __call__(
@@ -80,7 +86,12 @@ class EgoRNNClassifier(nn.Module):
         attended = out["layer4_prebn"] * attention[..., None]
 
         scan_cell = nn.scan(
-            ConvLSTMCell, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+            ConvLSTMCell,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+            unroll=scan_unroll_steps(self.scan_unroll, t),
         )
         cell = scan_cell(mem_size=self.mem_size, dtype=self.dtype, name="lstm_cell")
         (_, c_last), _ = cell(

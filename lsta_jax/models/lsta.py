@@ -99,6 +99,26 @@ def frame_features_and_cam(
     return out
 
 
+def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
+    """How many time steps `nn.scan` unrolls per loop iteration, for the `scan_unroll` config field.
+
+    `"full"`: all `num_steps` (the loop disappears, every step is straight-line code); an int n >= 1: n steps
+    per iteration (1 = a rolled while loop); `"auto"`: full on the CPU backend, 1 elsewhere. Measured on a
+    2-core CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): XLA's CPU backend runs the
+    convolution gradients inside a rolled (or partially unrolled) scan loop about 10x slower than the same
+    convolutions in straight-line code, so CPU training needs the full unroll; its cost is a compile time
+    growing with T. On GPU/TPU the rolled loop keeps the compile time independent of T (not measured here:
+    no accelerator was available); pass "full" to try the other choice. Numerics are the same either way.
+    """
+    if scan_unroll == "auto":
+        return num_steps if jax.default_backend() == "cpu" else 1
+    if scan_unroll == "full":
+        return num_steps
+    if isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int) or scan_unroll < 1:
+        raise ValueError(f"scan_unroll must be 'auto', 'full' or an int >= 1, got {scan_unroll!r}")
+    return min(scan_unroll, num_steps)
+
+
 def classifier_head(features: jax.Array, num_classes: int, dropout_rate: float, train: bool) -> jax.Array:
     """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `fc`
     with torch's default Linear init; call inside a compact method (creates the submodule `fc`)."""
@@ -128,6 +148,9 @@ class LSTAClassifier(nn.Module):
       dropout_rate: dropout before `fc` (0.7 in the authors' code), active only with `train=True`.
       dtype: compute dtype (float32 or bfloat16); parameters and outputs are float32.
       remat: rematerialise the backbone (`nn.remat`) to save activation memory in training.
+      scan_unroll: time steps unrolled per iteration of the `nn.scan` over T: "auto" (full on CPU, rolled on
+        GPU/TPU), "full" or an int >= 1; speed only, the numbers and parameters do not change
+        (`scan_unroll_steps`).
       variant: ablation variant, see the module docstring.
 
     Parameter tree: `resNet/...` (incl. `resNet/fc`), `lsta_cell/{conv_i_s, ..., conv_o_c, c_classifier,
@@ -160,6 +183,7 @@ class LSTAClassifier(nn.Module):
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
+    scan_unroll: int | str = "auto"
     variant: str = "lsta"
 
     @nn.compact
@@ -201,6 +225,7 @@ class LSTAClassifier(nn.Module):
             split_rngs={"params": False},
             in_axes=1,
             out_axes=1,
+            unroll=scan_unroll_steps(self.scan_unroll, t),
         )
         cell = scan_cell(
             mem_size=self.mem_size,

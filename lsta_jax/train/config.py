@@ -47,6 +47,8 @@ def default_config() -> ml_collections.ConfigDict:
             num_train=0,  # toy only
             num_eval=0,  # toy only
             worker_count=0,
+            modality="rgb",  # 'rgb' (batch key `clip`) | 'flow' (`flow`, one 5-frame stack) | 'rgb+flow'
+            label_key="label",  # the record field trained as `label` ('verb' for flow verb pre-training)
         )
     )
     c.seed = 0
@@ -72,6 +74,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 1000
     c.keep_checkpoints = 2
     c.best_metric = "top1"
+    # weights of the cross-entropy terms by label (lsta_jax.train.losses): `label` (activity logits) and, for
+    # multi-task heads, `verb` and `noun`; a term counts when the model outputs it and the batch has its label
+    c.loss_weights = ml_collections.ConfigDict(dict(label=1.0, verb=1.0, noun=1.0))
     c.log_every_steps = 10
     return c
 

@@ -66,6 +66,8 @@ def make_data(config: Any) -> Data:
         crop_size=d.crop_size,
         resize_shorter=d.resize_shorter,
         worker_count=d.worker_count,
+        modality=d.get("modality", "rgb"),
+        label_key=d.get("label_key", "label"),
     )
     train = data_lib.make_train_loader(
         train_source,

@@ -3,10 +3,13 @@
 Shape of google/flax examples/imagenet (`create_train_state`, `train_step`, `eval_step`, `train_and_evaluate`)
 on big_vision's machinery: `jax.jit` with `NamedSharding` over a 1-D `Mesh` ('data' axis); the state is
 replicated, each batch is sharded on its leading axis, every process feeds its own slice of the global batch
-(`jax.make_array_from_process_local_data`). BatchNorm always runs on its running statistics (the reference
-calls `model.train(False)`); only the Dropout(0.7) before `fc` is stochastic, with key fold_in(rng, step) so a
-resumed run draws the same masks. Initialisation order: resume (WORKDIR/checkpoints) > `config.init_from`
-(a stage-1 workdir or a converted model directory) > scratch.
+(`jax.make_array_from_process_local_data`). The model gets the batch entries it takes by name (`model_inputs`:
+`clip`, `flow`) and is trained on `losses.total_loss` (every classifier output that has a label in the
+batch). BatchNorm runs on its running statistics (the reference calls `model.train(False)` for LSTA) unless
+the model's `batchnorm` attribute is 'train' (ego-rnn's flow protocol, training from scratch): then the step
+uses batch statistics and carries the updated running statistics in the state. Dropout is stochastic with
+key fold_in(rng, step), so a resumed run draws the same masks. Initialisation order: resume
+(WORKDIR/checkpoints) > `config.init_from` (a stage-1 workdir or a converted model directory) > scratch.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 from lsta_jax.checkpoint import load_model, write_model_json
 from lsta_jax.models import create_model
 from lsta_jax.train import checkpoints as ckpt
+from lsta_jax.train import losses
 from lsta_jax.train import metrics as metrics_lib
 from lsta_jax.train import optimizer as opt
 from lsta_jax.train.input_pipeline import Data, make_data
@@ -62,17 +66,50 @@ def create_mesh(devices: Any = None) -> Mesh:
     return Mesh(devices.reshape(-1), ("data",))
 
 
+# Batch entries that are model inputs, passed by name: `model.apply(variables, clip=..., flow=...)`.
+MODEL_INPUT_KEYS = ("clip", "flow")
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `batch` that the model takes as keyword arguments (`MODEL_INPUT_KEYS`)."""
+    inputs = {k: batch[k] for k in MODEL_INPUT_KEYS if k in batch}
+    if not inputs:
+        raise ValueError(
+            f"batch has no model input: keys {sorted(batch)}, expected one of {MODEL_INPUT_KEYS}"
+        )
+    return inputs
+
+
+def example_inputs(config: Any) -> dict[str, jax.Array]:
+    """Zero model inputs of one clip in the geometry of `config.data`: `clip` (1, T, S, S, 3) for RGB, `flow`
+    (1, S, S, 2 * flow_stack) for flow, both for 'rgb+flow'."""
+    d = config.data
+    modality = d.get("modality", "rgb")
+    if modality not in ("rgb", "flow", "rgb+flow"):
+        raise ValueError(f"config.data.modality {modality!r}: expected 'rgb', 'flow' or 'rgb+flow'")
+    inputs = {}
+    if modality in ("rgb", "rgb+flow"):
+        inputs["clip"] = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+    if modality in ("flow", "rgb+flow"):
+        channels = 2 * d.get("flow_stack", 5)
+        inputs["flow"] = jnp.zeros((1, d.crop_size, d.crop_size, channels), jnp.float32)
+    return inputs
+
+
+def trains_batchnorm(model: nn.Module) -> bool:
+    """True when the model's BatchNorm uses batch statistics in training (`model.batchnorm == 'train'`)."""
+    return getattr(model, "batchnorm", "frozen") == "train"
+
+
 def init_variables(model: nn.Module, config: Any, rng: jax.Array) -> dict[str, Any]:
     """Scratch initialisation (the modules' PyTorch-like initialisers), jitted: one compile.
 
     The init key is an 'rbg' key derived from `rng`: the same distributions, but its program compiles in a
     fraction of threefry's time on a CPU (one threefry sampler per kernel shape takes tens of seconds).
     """
-    d = config.data
-    dummy = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
     seed = jax.random.randint(rng, (), 0, jnp.iinfo(jnp.int32).max)
     key = jax.random.key(int(seed), impl="rbg")
-    return dict(jax.jit(model.init)(key, dummy))
+    return dict(jax.jit(lambda k, inputs: model.init(k, **inputs))(key, example_inputs(config)))
 
 
 def graft(target: dict[str, Any], source: dict[str, Any], where: str) -> dict[str, Any]:
@@ -141,36 +178,48 @@ def train_step(
     tx: optax.GradientTransformation,
     mask: Any,
     accum_steps: int = 1,
+    loss_weights: dict[str, float] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimiser update on a global batch: mean cross-entropy (gradient accumulated over `accum_steps`
-    equal micro-batches, which equals the full-batch gradient), reference Adam, frozen leaves untouched."""
+    """One optimiser update on a global batch: `losses.total_loss` (gradient accumulated over `accum_steps`
+    equal micro-batches, which equals the full-batch gradient), reference Adam, frozen leaves untouched.
+    With `batchnorm == 'train'` the running statistics are updated micro-batch after micro-batch."""
     step_key = jax.random.fold_in(state.rng, state.step)
-    variables = {"batch_stats": state.batch_stats}
+    update_stats = trains_batchnorm(model)
 
     def loss_fn(
-        params: Any, clip: jax.Array, label: jax.Array, key: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        out = model.apply({**variables, "params": params}, clip, train=True, rngs={"dropout": key})
-        logits = out["logits"].astype(jnp.float32)
-        return jnp.mean(metrics_lib.cross_entropy(logits, label)), logits
+        params: Any, batch_stats: Any, micro: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+        variables = {"params": params, "batch_stats": batch_stats}
+        kwargs = dict(train=True, rngs={"dropout": key})
+        if update_stats:
+            out, updated = model.apply(variables, **model_inputs(micro), mutable=["batch_stats"], **kwargs)
+            batch_stats = updated["batch_stats"]
+        else:
+            out = model.apply(variables, **model_inputs(micro), **kwargs)
+        loss = losses.total_loss(out, micro, loss_weights)
+        return loss, (out["logits"].astype(jnp.float32), batch_stats)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    clip, label = batch["clip"], batch["label"]
+    label = batch["label"]
     if accum_steps == 1:
-        (loss, logits), grads = grad_fn(state.params, clip, label, step_key)
+        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, step_key)
     else:
-        micro = clip.shape[0] // accum_steps
-        clips = clip.reshape(accum_steps, micro, *clip.shape[1:])
-        labels = label.reshape(accum_steps, micro)
+        micro_batches = jax.tree_util.tree_map(
+            lambda x: x.reshape(accum_steps, x.shape[0] // accum_steps, *x.shape[1:]), batch
+        )
 
         def body(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
-            loss_sum, grad_sum = carry
-            i, c, lab = xs
-            (loss_i, logits_i), g = grad_fn(state.params, c, lab, jax.random.fold_in(step_key, i))
-            return (loss_sum + loss_i, jax.tree_util.tree_map(jnp.add, grad_sum, g)), logits_i
+            loss_sum, grad_sum, stats = carry
+            i, micro = xs
+            (loss_i, (logits_i, stats)), g = grad_fn(
+                state.params, stats, micro, jax.random.fold_in(step_key, i)
+            )
+            return (loss_sum + loss_i, jax.tree_util.tree_map(jnp.add, grad_sum, g), stats), logits_i
 
         zero = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-        (loss, grads), logits = jax.lax.scan(body, (0.0, zero), (jnp.arange(accum_steps), clips, labels))
+        (loss, grads, batch_stats), logits = jax.lax.scan(
+            body, (0.0, zero, state.batch_stats), (jnp.arange(accum_steps), micro_batches)
+        )
         loss = loss / accum_steps
         grads = jax.tree_util.tree_map(lambda g: g / accum_steps, grads)
         logits = logits.reshape(-1, logits.shape[-1])
@@ -188,14 +237,15 @@ def train_step(
         "grad_norm": jnp.sqrt(grad_sq),
         "finite": finite,
     }
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state.replace(batch_stats=batch_stats), metrics
 
 
 def eval_step(
     variables: dict[str, Any], batch: dict[str, jax.Array], *, model: nn.Module
 ) -> dict[str, jax.Array]:
     """(sum, count) metrics of one eval batch (mask marks real clips; padding counts zero)."""
-    logits = model.apply(variables, batch["clip"])["logits"]
+    logits = model.apply(variables, **model_inputs(batch))["logits"]
     return metrics_lib.batch_sums(logits, batch["label"], batch.get("mask"))
 
 
@@ -224,13 +274,16 @@ def compile_steps(
     mask: Any,
     accum_steps: int = 1,
     mesh: Mesh | None = None,
+    loss_weights: dict[str, float] | None = None,
 ) -> Steps:
     """jit the steps with replicated state and batch-sharded inputs over `mesh` (all devices by default)."""
     mesh = create_mesh() if mesh is None else mesh
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
     train = jax.jit(
-        lambda s, b: train_step(s, b, model=model, tx=tx, mask=mask, accum_steps=accum_steps),
+        lambda s, b: train_step(
+            s, b, model=model, tx=tx, mask=mask, accum_steps=accum_steps, loss_weights=loss_weights
+        ),
         in_shardings=(replicated, data),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
@@ -249,6 +302,14 @@ def evaluate(steps: Steps, variables: dict[str, Any], batches: Any) -> dict[str,
     if total is None:
         raise ValueError("the evaluation split yielded no batches")
     return total
+
+
+def loss_weights(config: Any) -> dict[str, float]:
+    """`config.loss_weights` as a plain dict (empty when the config has none: every term weighs 1.0)."""
+    weights = config.get("loss_weights", None)
+    return {
+        k: float(v) for k, v in (weights.to_dict() if hasattr(weights, "to_dict") else weights or {}).items()
+    }
 
 
 def total_steps(config: Any, steps_per_epoch: int) -> int:
@@ -334,7 +395,7 @@ def train_and_evaluate(
         meta["input"] = {"num_frames": d.num_frames, "size": d.crop_size, "resize_shorter": d.resize_shorter}
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
-    steps = compile_steps(model, tx, mask, config.grad_accum_steps)
+    steps = compile_steps(model, tx, mask, config.grad_accum_steps, loss_weights=loss_weights(config))
     state = steps.replicate(state)
     writer = MetricWriter(workdir, enabled=primary)
     n_trainable = sum(
@@ -410,6 +471,7 @@ def write_eval_outputs(directory: Path, summary: dict[str, Any], class_names: li
 
 
 __all__ = [
+    "MODEL_INPUT_KEYS",
     "NonFiniteLoss",
     "TrainState",
     "compile_steps",
@@ -417,6 +479,8 @@ __all__ = [
     "create_train_state",
     "eval_step",
     "evaluate",
+    "example_inputs",
+    "model_inputs",
     "train_and_evaluate",
     "train_step",
 ]
