@@ -80,3 +80,16 @@ def test_resnet_kind_is_a_resnet_tree_and_averages_clip_logits():
     np.testing.assert_allclose(model.apply(variables, clips)["logits"], want, rtol=1e-5, atol=1e-6)
     _, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
     assert not np.allclose(updates["batch_stats"]["bn1"]["var"], variables["batch_stats"]["bn1"]["var"])
+
+
+def test_from_scratch_run_with_frozen_batchnorm_is_refused(tmp_path, capsys):
+    from lsta_jax.train.__main__ import main
+
+    argv = ["--config", "configs/synthetic.py:toy", "--workdir", str(tmp_path / "w")]
+    assert main([*argv, "--config.model.batchnorm=frozen"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "from scratch with frozen BatchNorm" in err[0]
+    assert "--config.model.batchnorm=train" in err[0] and "--config.init_from=DIR" in err[0]
+    assert not (tmp_path / "w" / "checkpoints").exists() or not any(
+        (tmp_path / "w" / "checkpoints").iterdir()
+    )

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except FileNotFoundError as e:  # e.g. a dataset not built and no --config.data.manual_dir
+    except (FileNotFoundError, ValueError) as e:  # e.g. an unbuilt dataset, a refused BatchNorm protocol
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary:

@@ -31,6 +31,10 @@ def default_config() -> ml_collections.ConfigDict:
             dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
             remat=False,
             variant="lsta",
+            # 'frozen': BatchNorm on its running statistics (the reference, both stages, from pre-trained
+            # weights); 'train': batch statistics in training (a backbone trained from scratch). A run from
+            # scratch with 'frozen' is refused (trainer.check_batchnorm_protocol).
+            batchnorm="frozen",
         )
     )
     c.data = ml_collections.ConfigDict(

@@ -101,6 +101,18 @@ def trains_batchnorm(model: nn.Module) -> bool:
     return getattr(model, "batchnorm", "frozen") == "train"
 
 
+def check_batchnorm_protocol(model: nn.Module, config: Any, from_scratch: bool) -> None:
+    """Refuse a run from scratch whose BatchNorm is frozen: its running statistics would stay at their initial
+    values (mean 0, variance 1), i.e. no normalisation at all. Such a run needs `batchnorm='train'`, or
+    pre-trained weights (`init_from`), which the reference fine-tunes with BatchNorm frozen."""
+    if from_scratch and not trains_batchnorm(model) and hasattr(model, "batchnorm"):
+        raise ValueError(
+            f"{config.get('name', 'this config')}: training from scratch with frozen BatchNorm keeps its "
+            "initial statistics (mean 0, variance 1: no normalisation); set --config.model.batchnorm=train, "
+            "or start from pre-trained weights with --config.init_from=DIR"
+        )
+
+
 def init_variables(model: nn.Module, config: Any, rng: jax.Array) -> dict[str, Any]:
     """Scratch initialisation (the modules' PyTorch-like initialisers), jitted: one compile.
 
@@ -366,6 +378,7 @@ def train_and_evaluate(
     manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
 
     resume_step = manager.latest_step()
+    check_batchnorm_protocol(model, config, from_scratch=resume_step is None and not config.init_from)
     initial = None
     if resume_step is None and config.init_from:
         initial = load_init(config, init_variables(model, config, jax.random.PRNGKey(config.seed)))
