@@ -44,7 +44,7 @@ def get_config(arg=None):
         mem_size=32,
         c_cam_classes=16,
         attention_classes=32,  # the synthetic_objects classes
-        dropout_rate=0.5,
+        dropout_rate=0.3,
         batchnorm="frozen",
         **BACKBONE,
     )
@@ -66,18 +66,18 @@ def get_config(arg=None):
     c.shuffle = True
     c.global_batch_size = 16
     c.eval_batch_size = 48
-    c.num_epochs = 12
-    c.learning_rate = 2e-3
-    c.lr_milestones = (9,)
-    c.weight_decay = 5e-4
+    c.num_epochs = 16
+    c.learning_rate = 5e-3
+    c.lr_milestones = (12,)
+    c.weight_decay = 5e-5
     c.eval_every_epochs = 0
     c.checkpoint_every_steps = 1000
     c.log_every_steps = 10
     if args["stage"] == 2:
         stage2(c)
-        c.learning_rate = 2e-4
-        c.num_epochs = 4
-        c.lr_milestones = (3,)
+        c.learning_rate = 5e-4
+        c.num_epochs = 5
+        c.lr_milestones = (4,)
     elif args["stage"] != 1:
         raise ValueError(f"configs/synthetic.py: stage must be 1 or 2, got {args['stage']}")
     return c
