@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: venv test test-slow lint format demo lock clean
+.PHONY: venv test test-slow lint format demo bench lock clean
 
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	@echo ">> creating $(VENV) from requirements.lock (about a minute)"
@@ -34,9 +34,14 @@ test-slow: venv
 demo: venv
 	$(PY) -m lsta_jax.demo --output $(DEMO_DIR)
 
+# lsta_jax against its PyTorch reference, quick mode (4 frames; a few minutes on a CPU): table, JSON, PNG
+BENCH_DIR ?= bench_out
+bench: venv
+	$(PY) -m lsta_jax.benchmarks.versus_torch --quick --output $(BENCH_DIR)
+
 lock: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v -iE '^(torch|pip)==' > requirements.lock.tmp
 	@echo "torch==2.13.0" >> requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache .ruff_cache

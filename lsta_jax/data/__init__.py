@@ -25,6 +25,10 @@ Public interface (others code against these):
   'noun' or 'verb_label' (flow verb pretraining).
 - `synthetic.export_clips(SyntheticOptions(...), directory, split, count, formats)` and
   `python -m lsta_jax.data export --output DIR`: synthetic clips as frame folders and .mp4 files.
+- `flow.tvl1_flow(frames (T, H, W, 3) uint8) -> (T - 1, H, W, 2) float32` (OpenCV TV-L1; x right, y down),
+  `flow.quantize_flow` / `flow.dequantize_flow` (dense_flow's +-20 px -> 0..255, 128 ~ still) and
+  `python -m lsta_jax.data flow --frames DIR_OR_TREE --output DIR`: flow_x/flow_y JPEGs in the authors' layout
+  (`lsta_jax.data.flow_extract`; import `lsta_jax.data.flow` explicitly, it loads OpenCV).
 - `transforms`: one function per reference rule (sampling, Scale, crops, flip, normalisation, flow stacks).
 """
 

@@ -1,4 +1,5 @@
-"""`python -m lsta_jax.data`: build a dataset or export synthetic clips (see `lsta_jax.data.build`)."""
+"""`python -m lsta_jax.data`: build a dataset, export synthetic clips or compute optical flow images
+(see `lsta_jax.data.build`)."""
 
 import sys
 

@@ -5,6 +5,7 @@
     python -m lsta_jax.data synthetic_objects --data_dir /tmp/tfds      # the pre-training images
     python -m lsta_jax.data gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
     python -m lsta_jax.data export --output /tmp/clips --count 4      # synthetic_ego test clips (the demo's)
+    python -m lsta_jax.data flow --frames /data/gtea_61/frames --output /data/gtea_61   # TV-L1 flow images
 The `tfds build` command of tensorflow-datasets 4.9.10 cannot be used without tensorflow (its CLI imports
 tensorflow at start-up, in `scripts/cli/convert_format_utils.py`); this command runs the same
 `download_and_prepare` (array_record files) and needs no tensorflow.
@@ -89,12 +90,17 @@ def class_names(b: tfds.core.DatasetBuilder, key: str = "label") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["flow"]:  # its own options: `python -m lsta_jax.data flow --help`
+        from lsta_jax.data.flow_extract import main as flow_main
+
+        return flow_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m lsta_jax.data",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("name", help=f"one of {sorted(BUILDERS)} or 'export'")
+    parser.add_argument("name", help=f"one of {sorted(BUILDERS)}, 'export' or 'flow' (see flow --help)")
     parser.add_argument(
         "--data_dir", "--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)"
     )

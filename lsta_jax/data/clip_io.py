@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,29 +62,37 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def read_video(path: str | Path, wanted: np.ndarray | None = None) -> tuple[list[Image.Image], int]:
-    """Decode a video with PyAV -> (RGB frames, number of frames in the video).
+def iter_video_frames(path: str | Path) -> Iterator:
+    """Decode a video with PyAV, one `av.VideoFrame` at a time (nothing else is kept in memory).
 
-    With `wanted` (0-based positions) only those frames are kept (in the order of `wanted`, repeats allowed).
+    A missing file, a file without a video stream or undecodable data raises an error naming the file.
     """
     import av
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
-    keep = None if wanted is None else set(int(i) for i in wanted)
-    frames: dict[int, Image.Image] = {}
-    count = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError(f"{path}: the file has no video stream")
-            for frame in container.decode(video=0):
-                if keep is None or count in keep:
-                    frames[count] = frame.to_image().convert("RGB")
-                count += 1
+            yield from container.decode(video=0)
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot decode video ({err})") from err
+
+
+def read_video(path: str | Path, wanted: np.ndarray | None = None) -> tuple[list[Image.Image], int]:
+    """Decode a video with PyAV -> (RGB frames, number of frames in the video).
+
+    With `wanted` (0-based positions) only those frames are kept (in the order of `wanted`, repeats allowed).
+    """
+    keep = None if wanted is None else set(int(i) for i in wanted)
+    frames: dict[int, Image.Image] = {}
+    count = 0
+    for frame in iter_video_frames(path):
+        if keep is None or count in keep:
+            frames[count] = frame.to_image().convert("RGB")
+        count += 1
     if count == 0:
         raise ValueError(f"{path}: the video has no frames")
     order = range(count) if wanted is None else [int(i) for i in wanted if int(i) < count]

@@ -158,6 +158,34 @@ def masked_optimizer(inner: optax.GradientTransformation, mask: Any) -> optax.Gr
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
 
 
+def partition_params(params: Any, mask: Any) -> tuple[Any, Any]:
+    """(trainable, frozen): two trees of the structure of `params`, each with None where the other has a leaf.
+
+    The train step differentiates the loss with respect to `trainable` only and closes over `frozen`, so JAX
+    builds no backward pass for frozen parameters at all (nothing of the backbone in stage 1, only `layer4` in
+    stage 2), exactly as PyTorch's `requires_grad=False` does in the reference.
+    """
+    trainable = jax.tree_util.tree_map(lambda p, m: p if m else None, params, mask)
+    frozen = jax.tree_util.tree_map(lambda p, m: None if m else p, params, mask)
+    return trainable, frozen
+
+
+def combine_params(trainable: Any, frozen: Any, mask: Any) -> Any:
+    """Inverse of `partition_params`: the full tree, leaves from `trainable` where `mask`, else `frozen`."""
+    return jax.tree_util.tree_map(lambda m, t, f: t if m else f, mask, trainable, frozen)
+
+
+def full_gradient(trainable_grads: Any, params: Any, mask: Any) -> Any:
+    """The gradient of the trainable part as a tree of `params`' structure, zeros on frozen leaves.
+
+    The zeros are never read (`masked_optimizer` gives frozen leaves no transform, `apply_updates` leaves them
+    untouched), so XLA drops them; they only keep the optimiser's tree structure.
+    """
+    return jax.tree_util.tree_map(
+        lambda m, g, p: g if m else jnp.zeros_like(p), mask, trainable_grads, params
+    )
+
+
 def apply_updates(params: Any, updates: Any, mask: Any) -> Any:
     """params + updates on trainable leaves; frozen leaves are returned as they are (bit-identical)."""
     return jax.tree_util.tree_map(lambda p, u, m: (p + u).astype(p.dtype) if m else p, params, updates, mask)

@@ -198,10 +198,13 @@ def train_step(
     step_key = jax.random.fold_in(state.rng, state.step)
     update_stats = trains_batchnorm(model)
 
+    # differentiate only the trainable leaves: no backward pass through frozen layers (`partition_params`)
+    trainable, frozen = opt.partition_params(state.params, mask)
+
     def loss_fn(
-        params: Any, batch_stats: Any, micro: dict[str, jax.Array], key: jax.Array
+        trainable: Any, batch_stats: Any, micro: dict[str, jax.Array], key: jax.Array
     ) -> tuple[jax.Array, tuple[jax.Array, Any]]:
-        variables = {"params": params, "batch_stats": batch_stats}
+        variables = {"params": opt.combine_params(trainable, frozen, mask), "batch_stats": batch_stats}
         kwargs = dict(train=True, rngs={"dropout": key})
         if update_stats:
             out, updated = model.apply(variables, **model_inputs(micro), mutable=["batch_stats"], **kwargs)
@@ -214,7 +217,7 @@ def train_step(
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     label = batch["label"]
     if accum_steps == 1:
-        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, step_key)
+        (loss, (logits, batch_stats)), grads = grad_fn(trainable, state.batch_stats, batch, step_key)
     else:
         micro_batches = jax.tree_util.tree_map(
             lambda x: x.reshape(accum_steps, x.shape[0] // accum_steps, *x.shape[1:]), batch
@@ -223,18 +226,17 @@ def train_step(
         def body(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
             loss_sum, grad_sum, stats = carry
             i, micro = xs
-            (loss_i, (logits_i, stats)), g = grad_fn(
-                state.params, stats, micro, jax.random.fold_in(step_key, i)
-            )
+            (loss_i, (logits_i, stats)), g = grad_fn(trainable, stats, micro, jax.random.fold_in(step_key, i))
             return (loss_sum + loss_i, jax.tree_util.tree_map(jnp.add, grad_sum, g), stats), logits_i
 
-        zero = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+        zero = jax.tree_util.tree_map(jnp.zeros_like, trainable)
         (loss, grads, batch_stats), logits = jax.lax.scan(
             body, (0.0, zero, state.batch_stats), (jnp.arange(accum_steps), micro_batches)
         )
         loss = loss / accum_steps
         grads = jax.tree_util.tree_map(lambda g: g / accum_steps, grads)
         logits = logits.reshape(-1, logits.shape[-1])
+    grads = opt.full_gradient(grads, state.params, mask)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = opt.apply_updates(state.params, updates, mask)
     grad_sq = sum(
