@@ -233,7 +233,7 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
         inputs = [e["frames"] for e in exported[:-1]] + [e["mp4"] for e in exported[-1:]]
         true_names = [e["class_name"] for e in exported]
         geometry = checkpoint_geometry(workdir)
-        all_boxes = generate_with_boxes(options, "test")[2][:count]
+        all_boxes = generate_with_boxes(options, "test", count)[2]
         picked = transforms.sample_indices(options.num_frames, geometry["num_frames"]) - 1
         boxes = [
             transforms.eval_transform_boxes(

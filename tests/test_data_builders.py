@@ -185,6 +185,9 @@ def test_synthetic_export_and_command_line(tmp_path, capsys):
         video = D.load_clip(entry["mp4"], num_frames=7, size=48, resize_shorter=48)
         assert clip.shape == video.shape == (7, 48, 48, 3)
         assert np.abs(clip - video).mean() < 0.2  # same content, lossy mpeg4
-    assert main(["synthetic_ego", "--data_dir", str(tmp_path / "tfds"), "--num-train", "12"]) == 0
+    assert (
+        main(["synthetic_ego", "--data_dir", str(tmp_path / "tfds"), "--num-train", "12", "--num-test", "6"])
+        == 0
+    )
     assert "'train': 12" in capsys.readouterr().out
     assert main(["nope", "--data_dir", str(tmp_path)]) == 2

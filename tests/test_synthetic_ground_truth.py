@@ -1,10 +1,14 @@
 """Ground truth for attention: synthetic_ego's boxes through the eval loader, the pointing game by hand, and
 the synthetic_objects pre-training images."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import lsta_jax.data as D
+from lsta_jax.data.clip_io import decode_image
 from lsta_jax.data.synthetic import NOUN_STYLE, NOUNS, SKIN
 from lsta_jax.data.synthetic_objects import COLOURS
 from lsta_jax.pointing import box_cells, dilate, pointing_game, pointing_hits
@@ -84,3 +88,15 @@ def test_synthetic_objects_builder_balanced_and_drawn_in_the_class_colour(tmp_pa
     for image, label in zip(images, batch["label"], strict=True):
         colour = np.array(COLOURS[names[label].split("_")[0]], np.float32)
         assert (np.abs(image - colour).max(axis=-1) <= 2).sum() >= 10, names[label]
+
+
+def test_export_writes_the_test_split_first_records(tmp_path):
+    options = D.SyntheticOptions(num_train=0, num_test=9, num_frames=5, frame_size=24, seed=5)
+    builder = D.build("synthetic_ego", tmp_path / "tfds", **vars(options))
+    written = D.export_clips(options, tmp_path / "clips", "test", count=2, formats=("frames",))
+    source = builder.as_data_source("test")
+    for i, entry in enumerate(written):
+        assert entry["label"] == source[i]["label"]
+        stored = [np.asarray(decode_image(f)) for f in source[i]["frames"]]
+        exported = [np.asarray(Image.open(f)) for f in sorted(Path(entry["frames"]).iterdir())]
+        np.testing.assert_array_equal(np.stack(exported), np.stack(stored))

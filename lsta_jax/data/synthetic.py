@@ -231,14 +231,19 @@ def generate(options: SyntheticOptions, split: str) -> tuple[np.ndarray, np.ndar
     return frames, labels
 
 
-def generate_with_boxes(options: SyntheticOptions, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`generate` plus the float32 boxes (N, T, 3, 4) of `render_clip_and_boxes`."""
+def generate_with_boxes(
+    options: SyntheticOptions, split: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`generate` plus the float32 boxes (N, T, 3, 4) of `render_clip_and_boxes`; `limit` renders only the
+    split's first clips (the same as the full split's first records: clip i uses only the draws before it)."""
     options.validate()
     count = options.num_train if split == "train" else options.num_test
     rng = np.random.default_rng([options.seed, 0 if split == "train" else 1])
     num_classes = options.num_verbs * options.num_nouns
     labels = np.arange(count) % num_classes
     rng.shuffle(labels)
+    labels = labels[:limit]
+    count = len(labels)
     clips = [
         render_clip_and_boxes(int(c) // options.num_nouns, int(c) % options.num_nouns, options, rng)
         for c in labels
@@ -324,8 +329,7 @@ def export_clips(
 
     Returns [{'name', 'label', 'class_name', 'frames': folder or None, 'mp4': file or None}].
     """
-    frames, labels = generate(options, split)  # the split's first clips, exactly as the builder stores them
-    frames, labels = frames[:count], labels[:count]
+    frames, labels, _ = generate_with_boxes(options, split, count)  # the split's first records
     names = options.class_names()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
