@@ -9,6 +9,8 @@ The workdir is a model of kind `resnet` (`lsta_jax_model.json` + checkpoints), w
 grafts into an LSTA's `resNet` exactly like `python -m lsta_jax.convert --kind resnet34` output; its fc is
 then LSTA's attention selector.
 
+Measured here: held-out top-1 0.750 on the 32 kinds (chance 0.031), 1005 s on 2 cores under load 11-16.
+
     python -m lsta_jax.train --config configs/synthetic_pretrain.py --workdir runs/pretrain
     python -m lsta_jax.train --config configs/synthetic.py --workdir runs/s1 --config.init_from=runs/pretrain
 """
