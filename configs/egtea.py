@@ -8,6 +8,9 @@ Arg: `split=K` (1-3, default 1), `stage=1|2`.
     python -m lsta_jax.train --config configs/egtea.py:split=1,stage=2 --workdir runs/egtea_s1_stage2 \\
         --config.init_from=runs/egtea_s1_stage1
 
+Multi-task verb/noun heads as for EPIC (`lsta_jax/models/heads.py`; not in the paper for EGTEA): add
+`--config.model.verb_classes=19 --config.model.noun_classes=53` (the lists' verb and noun columns).
+
 Paper (LSTA-RGB, Table 2): 57.94% (mean over the 3 splits). The paper trains EGTEA with the GTEA schedule
 (200 + 100 epochs); the same is used here.
 """

@@ -112,6 +112,8 @@ def save_model(
 def abstract_variables(model: nn.Module, kind: str, config: dict[str, Any]) -> Any:
     """Shapes and dtypes of the model's variables, without allocating them."""
     dummy = example_input(kind, config)
+    if isinstance(dummy, dict):  # a model of several named inputs (e.g. `clip` and `flow`)
+        return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **dummy))
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy))
 
 

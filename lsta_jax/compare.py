@@ -1,7 +1,12 @@
-"""Check lsta_jax's numerics against PyTorch on your own LSTA RGB checkpoint.
+"""Check lsta_jax's numerics against PyTorch on your own LSTA RGB (or ego-rnn flow) checkpoint.
 
     python -m lsta_jax.compare --torch-checkpoint best_checkpoint_stage2.pth.tar [--clip FRAMES_DIR_OR_NPY]
         [--frames T] [--size 224] [--seed 0] [--tolerance 1e-4]
+    python -m lsta_jax.compare --kind egornn_flow --torch-checkpoint model_flow_state_dict.pth [--clip X.npy]
+
+`--kind egornn_flow`: an ego-rnn `flow_resnet34` state dict, our `TorchFlowResNet` vs the converted Flax
+model on flow stacks (`--clip` a `.npy` of normalised (H, W, 10) or (N, H, W, 10) stacks, else a random one);
+outputs `logits`, `features` (pooled) and `layer4`.
 
 Loads the authors'-format checkpoint (`{'epoch', 'model_state_dict', ...}` or a bare state dict, legacy or
 zip serialisation) twice: into our PyTorch reference (`lsta_jax.reference.torch_lsta`, a transcription of the
@@ -28,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-OUTPUTS = ("logits", "features", "attention", "frame_features")
+OUTPUTS = ("logits", "features", "attention", "frame_features", "layer4")
 
 
 def load_clip_argument(clip: str | None, frames: int, size: int, seed: int) -> np.ndarray:
@@ -95,18 +100,62 @@ def compare_outputs(
         ("attention_class", "k_t (attention pooling)"),
         ("pooling_class", "j_t (output pooling)"),
     ):
+        if key not in ours:  # a model without selections (the flow network)
+            continue
         same = ours[key] == ref[key]
         ok &= bool(same.all())
         lines.append(f"selection {label}: {int(same.sum())}/{same.size} agree")
         for b, t in zip(*np.nonzero(~same), strict=True):
             lines.append(f"  sample {b} step {t}: jax {ours[key][b, t]} torch {ref[key][b, t]}")
     lines.append(f"{'output':<16}{'shape':<22}{'max abs diff':>14}{'max rel diff':>14}")
-    for key in OUTPUTS:
+    for key in [k for k in OUTPUTS if k in ours and k in ref]:
         diff, rel = max_differences(ours[key], ref[key])
         ok &= rel <= tolerance
         flag = "" if rel <= tolerance else f"  > tolerance {tolerance:g}"
         lines.append(f"{key:<16}{str(tuple(ours[key].shape)):<22}{diff:>14.3e}{rel:>14.3e}{flag}")
     return ok, "\n".join(lines)
+
+
+def load_stack_argument(clip: str | None, channels: int, size: int, seed: int) -> np.ndarray:
+    """The (N, H, W, channels) float32 flow stacks of `--clip` (a .npy), or one random normal stack."""
+    if clip is None:
+        return np.random.default_rng(seed).normal(size=(1, size, size, channels)).astype(np.float32)
+    path = Path(clip)
+    if path.suffix != ".npy" or not path.is_file():
+        raise ValueError(f"--clip {path}: for a flow model give a .npy file of normalised flow stacks")
+    array = np.load(path)
+    array = array[None] if array.ndim == 3 else array
+    if array.ndim != 4 or array.shape[-1] != channels:
+        raise ValueError(
+            f"--clip {path}: expected (H, W, {channels}) or (N, H, W, {channels}), got {array.shape}"
+        )
+    return np.asarray(array, np.float32)
+
+
+def compare_flow(state_dict: dict[str, np.ndarray], args: argparse.Namespace) -> tuple[bool, str]:
+    """`--kind egornn_flow`: our TorchFlowResNet vs the converted Flax model on the same stacks."""
+    import jax
+    import torch
+
+    from lsta_jax.convert.ego_rnn_flow import convert_state_dict, torch_model_from_state_dict
+    from lsta_jax.models.registry import create_model
+
+    converted = convert_state_dict(state_dict)
+    torch_model = torch_model_from_state_dict(converted.config, state_dict)
+    stacks = load_stack_argument(args.clip, converted.config["in_channels"], args.size, args.seed)
+    print(f"config {converted.config}; stacks {stacks.shape}", flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    with torch.no_grad():
+        ref = torch_model(
+            torch.from_numpy(np.ascontiguousarray(np.transpose(stacks, (0, 3, 1, 2)))), details=True
+        )
+    ref = {k: v.numpy() for k, v in ref.items()}
+    ref["layer4"] = np.transpose(ref["layer4"], (0, 2, 3, 1))
+    model = create_model(converted.kind, **converted.config)
+    with jax.default_matmul_precision("highest"):
+        ours = {k: np.asarray(v) for k, v in jax.jit(model.apply)(converted.variables, stacks).items()}
+    return compare_outputs(ours, ref, args.tolerance)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the Flax LSTA model and the PyTorch reference on one clip; print the differences.",
     )
     parser.add_argument("--torch-checkpoint", required=True, help="the authors'-format LSTA RGB checkpoint")
+    parser.add_argument(
+        "--kind",
+        default="lsta_rgb",
+        choices=("lsta_rgb", "egornn_flow"),
+        help="what the checkpoint holds (default lsta_rgb; egornn_flow: ego-rnn's flow_resnet34)",
+    )
     parser.add_argument(
         "--clip", help="frames directory, video, or .npy of normalised frames (default: random)"
     )
@@ -142,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.time()
     print(f"reading {args.torch_checkpoint} ...", flush=True)
+    if args.kind == "egornn_flow":
+        try:
+            checkpoint = read_torch_checkpoint(args.torch_checkpoint, trust_pickle=args.trust_pickle)
+            ok, report = compare_flow(checkpoint.state_dict, args)
+        except ConversionError as err:
+            print(f"error: {args.torch_checkpoint} is not an ego-rnn flow checkpoint: {err}", file=sys.stderr)
+            return 2
+        except (ImportError, CheckpointReadError, OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(report)
+        print(f"{'OK' if ok else 'MISMATCH'} ({time.time() - start:.1f} s)")
+        return 0 if ok else 1
     try:
         checkpoint = read_torch_checkpoint(args.torch_checkpoint, trust_pickle=args.trust_pickle)
         converted = convert_state_dict(checkpoint.state_dict)

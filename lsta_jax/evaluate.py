@@ -3,8 +3,15 @@
 PATH is a training workdir (its 'latest' or `--which best` / step checkpoint) or a model directory. The
 evaluation split and preprocessing come from the config (`--config.field=value` overrides work as for
 training). Prints top-1, top-5, mean class accuracy and verb/noun accuracies (class names `verb_noun`, split
-at the first '_'); writes `summary.json`, `per_class.csv`, `confusion.csv` and `confusion.png` to `--output`
-(default PATH/eval_<which>). Padded last batches are counted exactly once (metrics are (sum, count)).
+at the first '_'), and for models with verb/noun heads the challenge's verb/noun/action top-1, top-5 and
+class-mean recall (`train/metrics.py`); writes `summary.json`, `per_class.csv`, `confusion.csv` and
+`confusion.png` to `--output` (default PATH/eval_<which>). Padded last batches are counted exactly once
+(metrics are (sum, count)).
+
+Late fusion (the paper's "two stream late fusion", ego-rnn's `eval-run-twoStream.py`): `--flow-checkpoint
+FLOW` beside an RGB `--checkpoint` scores every clip with 0.5 * (flow logits averaged over `--flow-segments`
+stacks, default 10) + 0.5 * (RGB logits), raw logits (`lsta_jax.models.two_stream.late_fusion`); the summary
+adds each stream's own top-1 (`rgb_top1`, `flow_top1`).
 When the evaluation data carry ground-truth boxes (`synthetic_ego`) and the model returns attention maps, the
 pointing-game score (`lsta_jax.pointing`: the map's argmax cell on the hand or the target object, one cell of
 tolerance) is computed too and written beside top-1 as `pointing_game` (with `pointing_frames`, the frames
@@ -75,6 +82,107 @@ def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, An
     }
 
 
+def _input_name(model: Any) -> str:
+    """The name of a model's first input argument (`clip` for RGB models, `flow` for flow models)."""
+    import inspect
+
+    return next(iter(inspect.signature(model.__call__).parameters))
+
+
+def evaluate_late_fusion(
+    checkpoint: str | Path,
+    flow_checkpoint: str | Path,
+    config: Any,
+    which: str = "latest",
+    flow_which: str | None = None,
+    flow_segments: int = 10,
+    flow_weight: float = 0.5,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """Late fusion of an RGB and a flow checkpoint on `config`'s eval split; write the outputs; return the
+    summary (fused metrics, plus `rgb_top1` and `flow_top1` of each stream alone)."""
+    import copy
+
+    import jax
+    import numpy as np
+
+    from lsta_jax.checkpoint import load_class_names, load_model
+    from lsta_jax.models.two_stream import late_fusion
+    from lsta_jax.train import metrics as metrics_lib
+    from lsta_jax.train import trainer
+    from lsta_jax.train.input_pipeline import make_data
+
+    rgb_model, rgb_vars = load_model(checkpoint, which=which)
+    flow_model, flow_vars = load_model(flow_checkpoint, which=flow_which or which)
+    for path, model, want in ((checkpoint, rgb_model, "clip"), (flow_checkpoint, flow_model, "flow")):
+        if _input_name(model) != want:
+            raise ValueError(
+                f"{path} holds a {type(model).__name__} (input {_input_name(model)!r}); late fusion needs an "
+                "RGB model (input 'clip') as --checkpoint and a flow model (input 'flow') as "
+                "--flow-checkpoint"
+            )
+    rgb_config = copy.deepcopy(config)
+    flow_config = copy.deepcopy(config)
+    with rgb_config.unlocked(), flow_config.unlocked():
+        rgb_config.data.modality = "rgb"
+        flow_config.data.modality = "flow"
+        flow_config.data.flow_segments = int(flow_segments)
+    rgb_data, flow_data = make_data(rgb_config), make_data(flow_config)
+    class_names = load_class_names(checkpoint) or rgb_data.class_names
+
+    def sums(variables: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        rgb_logits = rgb_model.apply(variables["rgb"], clip=batch["clip"])["logits"]
+        flow = batch["flow"]
+        stacks = flow.reshape(-1, *flow.shape[-3:])  # (B, S, H, W, 2L) or (B, H, W, 2L) -> (B*S, H, W, 2L)
+        flow_logits = flow_model.apply(variables["flow"], flow=stacks)["logits"]
+        flow_logits = flow_logits.reshape(flow.shape[0], -1, flow_logits.shape[-1])  # (B, S, M)
+        label, mask = batch["label"], batch.get("mask")
+        return {
+            "fused": metrics_lib.batch_sums(late_fusion(rgb_logits, flow_logits, flow_weight), label, mask),
+            "rgb": metrics_lib.batch_sums(rgb_logits, label, mask),
+            "flow": metrics_lib.batch_sums(flow_logits.mean(axis=1), label, mask),
+        }
+
+    steps = trainer.compile_steps(rgb_model, None, None)  # the mesh and shardings of the evaluation
+    step = jax.jit(sums, in_shardings=(steps.replicated, steps.data), out_shardings=steps.replicated)
+    keep = ("params", "batch_stats")
+    variables = steps.replicate(
+        {
+            "rgb": {k: v for k, v in rgb_vars.items() if k in keep},
+            "flow": {k: v for k, v in flow_vars.items() if k in keep},
+        }
+    )
+    totals: dict[str, Any] = {"fused": None, "rgb": None, "flow": None}
+    for rgb_batch, flow_batch in zip(rgb_data.make_eval(), flow_data.make_eval(), strict=True):
+        if not (
+            np.array_equal(rgb_batch["label"], flow_batch["label"])
+            and np.array_equal(rgb_batch["mask"], flow_batch["mask"])
+        ):
+            raise ValueError(
+                "the RGB and the flow evaluation passes disagree on the clips (labels or padding)"
+            )
+        batch = {"clip": rgb_batch["clip"], **{k: flow_batch[k] for k in ("flow", "label", "mask")}}
+        for key, value in jax.device_get(step(variables, steps.put_batch(batch))).items():
+            totals[key] = metrics_lib.add_sums(totals[key], value)
+    if totals["fused"] is None:
+        raise ValueError("the evaluation split yielded no batches")
+    summary = metrics_lib.summarize(totals["fused"], class_names)
+    summary["rgb_top1"] = metrics_lib.summarize(totals["rgb"])["top1"]
+    summary["flow_top1"] = metrics_lib.summarize(totals["flow"])["top1"]
+    summary["late_fusion"] = {
+        "rule": "flow_weight * mean over stacks of the flow logits + (1 - flow_weight) * RGB logits",
+        "flow_weight": flow_weight,
+        "flow_segments": int(flow_segments),
+        "rgb_checkpoint": str(checkpoint),
+        "flow_checkpoint": str(flow_checkpoint),
+    }
+    if jax.process_index() == 0:
+        out = Path(output) if output else Path(checkpoint) / f"eval_{which}_late_fusion"
+        trainer.write_eval_outputs(out, dict(summary), class_names, which)
+        summary["output"] = str(out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lsta_jax.evaluate",
@@ -85,6 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="configs/X.py[:arg] (data and preprocessing)")
     parser.add_argument("--which", default="latest", help="'latest', 'best' or a step (training workdirs)")
     parser.add_argument("--output", default=None, help="output directory (default CHECKPOINT/eval_<which>)")
+    parser.add_argument(
+        "--flow-checkpoint",
+        help="late fusion: a flow model (e.g. kind egornn_flow) fused with the RGB --checkpoint",
+    )
+    parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
+    parser.add_argument(
+        "--flow-segments",
+        type=int,
+        default=10,
+        help="flow stacks averaged per clip (late fusion; ego-rnn: 10)",
+    )
+    parser.add_argument(
+        "--flow-weight", type=float, default=0.5, help="weight of the flow scores in the late fusion (0.5)"
+    )
     args, rest = parser.parse_known_args(argv)
     unknown = [r for r in rest if not r.startswith("--config.")]
     if unknown:
@@ -93,12 +215,25 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = apply_overrides(load_config(args.config), rest)
-        summary = evaluate_checkpoint(args.checkpoint, config, args.which, args.output)
+        if args.flow_checkpoint:
+            summary = evaluate_late_fusion(
+                args.checkpoint,
+                args.flow_checkpoint,
+                config,
+                args.which,
+                args.flow_which,
+                args.flow_segments,
+                args.flow_weight,
+                args.output,
+            )
+        else:
+            summary = evaluate_checkpoint(args.checkpoint, config, args.which, args.output)
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "pointing_game", "loss")
-    keys += ("count",)
+    from lsta_jax.train.metrics import REPORT_KEYS
+
+    keys = (*REPORT_KEYS, "pointing_game", "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0

@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 # Model kinds that map a clip (B, T, H, W, 3) to `logits`, `features` and per-frame `attention` maps.
-CLIP_CLASSIFIER_KINDS = ("lsta_rgb", "convlstm_rgb")
+CLIP_CLASSIFIER_KINDS = ("lsta_rgb", "convlstm_rgb", "elegatt_rgb")
 
 # Default input geometry: the reference's evaluation (25 frames, Scale(256), CenterCrop(224)).
 DEFAULT_NUM_FRAMES = 25
@@ -57,14 +57,17 @@ def _forward(
     }
     if return_frame_features:
         result["frame_features"] = out["frame_features"].astype(jnp.float32)
+    for key in ("verb_logits", "noun_logits"):  # multi-task heads (models/heads.py)
+        if key in out:
+            result[key] = out[key].astype(jnp.float32)
     return result
 
 
 forward = jax.jit(_forward, static_argnames=("model", "return_frame_features"))
 forward.__doc__ = """Jitted inference forward: `model.apply(variables, clips)` + softmax, float32 outputs.
 
-Returns `logits` (B, M), `probabilities` (B, M), `features` (B, K), `attention` (B, T, h, w) and, with
-`return_frame_features`, `frame_features` (B, T, K)."""
+Returns `logits` (B, M), `probabilities` (B, M), `features` (B, K), `attention` (B, T, h, w), with
+`return_frame_features` `frame_features` (B, T, K), and for multi-task models `verb_logits`, `noun_logits`."""
 
 
 def compile_count() -> int:

@@ -13,7 +13,10 @@ ImageNet normalisation undone.
 - `save_gif(path, overlays)`: an animated GIF over all sampled frames;
 - `write_overlays(directory, stem, frames, attention, boxes=None)`: both, for `predict`; with `boxes`
   (T, K, 4) ground-truth boxes (y0, x0, y1, x1) in units of the frame (`synthetic_ego`: hand, target,
-  confuser) are outlined on the frames and the overlays (`draw_boxes`, colours `BOX_COLOURS`).
+  confuser) are outlined on the frames and the overlays (`draw_boxes`, colours `BOX_COLOURS`);
+- `write_two_stream_overlays(directory, stem, frames, attention, stack_frames, flow_attention)`: the paper's
+  Fig. 2 rows 5-6 for a two-stream model: the RGB stream's maps on its frames and the motion stream's map on
+  the RGB frames of its flow stack, one PNG.
 A constant map (e.g. the `convlstm` variant's uniform attention) normalises to 0 everywhere: no highlight.
 """
 
@@ -205,3 +208,64 @@ def write_overlays(
     png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)
     gif = save_gif(directory / f"{stem}.gif", overlays)
     return png, gif
+
+
+def save_rows(path: str | Path, rows: list[np.ndarray], title: str | None = None) -> Path:
+    """PNG of image rows (each (n_i, H, W, 3) uint8, same H and W), left-aligned, `STRIP_GAP` white pixels
+    between tiles and rows, an optional title line on top."""
+    height, width = rows[0].shape[1:3]
+    columns = max(len(row) for row in rows)
+    top = TITLE_HEIGHT if title else 0
+    canvas = np.full(
+        (top + len(rows) * (height + STRIP_GAP) - STRIP_GAP, columns * (width + STRIP_GAP) - STRIP_GAP, 3),
+        255,
+        np.uint8,
+    )
+    for r, row in enumerate(rows):
+        y = top + r * (height + STRIP_GAP)
+        for c, tile in enumerate(row):
+            x = c * (width + STRIP_GAP)
+            canvas[y : y + height, x : x + width] = tile
+    image = Image.fromarray(canvas)
+    if title:
+        ImageDraw.Draw(image).text((2, 2), title, fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+    return path
+
+
+def write_two_stream_overlays(
+    directory: str | Path,
+    stem: str,
+    frames: np.ndarray,
+    attention: np.ndarray,
+    stack_frames: np.ndarray,
+    flow_attention: np.ndarray,
+    *,
+    title: str | None = None,
+    count: int = 5,
+    alpha: float = DEFAULT_ALPHA,
+    colormap: str = DEFAULT_COLORMAP,
+    min_tile: int = MIN_TILE,
+) -> Path:
+    """`<directory>/<stem>.png` with three rows, as the paper's Fig. 2 shows a two-stream model:
+    `count` evenly spaced RGB frames, their RGB attention overlays (`attention` (T, h, w)), and the motion
+    stream's map (`flow_attention` (1, h, w) or (h, w): one map per stack) over each RGB frame of the flow
+    stack (`stack_frames` (L, H, W, 3) uint8, the frames the stack's flow was computed between).
+    """
+    factor = tile_factor(*frames.shape[1:3], min_tile)
+
+    def enlarge(x: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(x, factor, axis=1), factor, axis=2) if factor > 1 else x
+
+    frames, stack_frames = enlarge(np.asarray(frames)), enlarge(np.asarray(stack_frames))
+    if stack_frames.shape[1:] != frames.shape[1:]:
+        raise ValueError(f"stack frames {stack_frames.shape} and frames {frames.shape} differ in size")
+    flow_map = np.asarray(flow_attention).reshape(-1, *np.shape(flow_attention)[-2:])[-1]
+    indices = strip_indices(len(frames), count)
+    rgb_overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
+    flow_maps = np.broadcast_to(flow_map, (len(stack_frames), *flow_map.shape))
+    flow_overlays = overlay_clip(stack_frames, flow_maps, alpha=alpha, colormap=colormap)
+    rows = [frames[indices], rgb_overlays[indices], flow_overlays]
+    return save_rows(Path(directory) / f"{stem}.png", rows, title=title)

@@ -101,3 +101,41 @@ def write_epic(root: Path) -> Path:
     for i, (video, count) in enumerate((("P01_01", 16), ("P01_02", 10), ("P02_01", 10))):
         write_frames(root / "rgb" / video[:3] / video, count, seed=700 + i, pattern="frame_{:010d}.jpg")
     return root
+
+
+EPIC100_ROWS = {
+    # narration_id, video, start, stop, verb_class, noun_class
+    "train": [
+        ("P01_01_0", "P01_01", 1, 6, 2, 10),
+        ("P01_01_1", "P01_01", 8, 14, 0, 3),
+        ("P02_01_0", "P02_01", 3, 9, 1, 3),
+    ],
+    "validation": [("P01_101_0", "P01_101", 2, 8, 5, 7)],  # a pair seen only in validation
+    "test": [("P01_101_1", "P01_101", 2, 9, None, None), ("P02_01_1", "P02_01", 1, 5, None, None)],
+}
+
+
+def write_epic100(root: Path) -> Path:
+    """EPIC_100_{train,validation}.csv, EPIC_100_test_timestamps.csv, the class CSVs and
+    <participant>/rgb_frames/<video>/frame_%010d.jpg, in the official column layout."""
+    labelled = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp"]
+    labelled += ["stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun"]
+    labelled += ["noun_class", "all_nouns", "all_noun_classes"]
+    test = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp"]
+    test += ["stop_timestamp", "start_frame", "stop_frame"]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, rows in EPIC100_ROWS.items():
+        name = "EPIC_100_test_timestamps.csv" if split == "test" else f"EPIC_100_{split}.csv"
+        with (root / name).open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(test if split == "test" else labelled)
+            for nid, video, start, stop, verb, noun in rows:
+                times = ["00:00:01.000", "00:00:00.50", "00:00:02.00", start, stop]
+                extra = [] if split == "test" else ["x y", "x", verb, "y", noun, "['y']", f"[{noun}]"]
+                w.writerow([nid, video[:3], video, *times, *extra])
+    (root / "EPIC_100_verb_classes.csv").write_text(
+        "id,key,instances,category\n0,take,['take'],retrieve\n1,put,['put'],leave\n2,open,['open'],access\n"
+    )
+    for i, (video, count) in enumerate((("P01_01", 16), ("P01_101", 10), ("P02_01", 10))):
+        write_frames(root / video[:3] / "rgb_frames" / video, count, 800 + i, pattern="frame_{:010d}.jpg")
+    return root

@@ -5,7 +5,15 @@ import math
 
 import numpy as np
 import pytest
-from data_fixtures import EPIC_ROWS, GTEA_CLASSES, write_egtea, write_epic, write_gtea
+from data_fixtures import (
+    EPIC100_ROWS,
+    EPIC_ROWS,
+    GTEA_CLASSES,
+    write_egtea,
+    write_epic,
+    write_epic100,
+    write_gtea,
+)
 from PIL import Image
 
 import lsta_jax.data as D
@@ -191,3 +199,40 @@ def test_synthetic_export_and_command_line(tmp_path, capsys):
     )
     assert "'train': 12" in capsys.readouterr().out
     assert main(["nope", "--data_dir", str(tmp_path)]) == 2
+
+
+def test_epic100_splits_labels_and_narration_ids(tmp_path):
+    raw = write_epic100(tmp_path / "raw")
+    builder = D.build("epic_kitchens100", tmp_path / "tfds", manual_dir=raw)
+    labelled = EPIC100_ROWS["train"] + EPIC100_ROWS["validation"]
+    pairs = sorted(
+        {(v, n) for *_, v, n in labelled}
+    )  # train + validation pairs: [(0,3), (1,3), (2,10), (5,7)]
+    for split in ("train", "validation"):
+        records = list(builder.as_data_source(split))
+        assert [r["name"].decode() for r in records] == [row[0] for row in EPIC100_ROWS[split]]
+        for record, (_, _, start, stop, verb, noun) in zip(records, EPIC100_ROWS[split], strict=True):
+            assert record["num_frames"] == stop - start + 1
+            assert (record["verb"], record["noun"], record["label"]) == (
+                verb,
+                noun,
+                pairs.index((verb, noun)),
+            )
+    assert len(D.class_names(builder, "verb")) == 97 and len(D.class_names(builder, "noun")) == 300
+    assert D.class_names(builder)[pairs.index((2, 10))] == "open_noun_10"
+    test = list(builder.as_data_source("test"))
+    assert [r["name"].decode() for r in test] == ["P01_101_1", "P02_01_1"]
+    assert all(r["label"] == -1 and r["verb"] == -1 for r in test) and test[1]["num_frames"] == 5
+
+
+def test_epic100_errors_name_the_file_and_row(tmp_path):
+    raw = write_epic100(tmp_path / "raw")
+    (raw / "P01" / "rgb_frames" / "P01_101" / "frame_0000000008.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"EPIC_100_validation.csv:2: frame .*frame_0000000008.jpg"):
+        D.build("epic_kitchens100", tmp_path / "tfds", manual_dir=raw)
+    text = (raw / "EPIC_100_train.csv").read_text().splitlines()
+    (raw / "EPIC_100_train.csv").write_text("\n".join(text[:2] + [text[2].rsplit(",", 6)[0]]) + "\n")
+    with pytest.raises(
+        ValueError, match=r"EPIC_100_train.csv:3: missing columns \['verb_class', 'noun_class'\]"
+    ):
+        D.build("epic_kitchens100", tmp_path / "tfds2", manual_dir=raw)

@@ -53,6 +53,9 @@ def test_labels_match_records_and_unshuffled_order_is_the_builders(sources):
     assert order.tolist() == list(range(24))
     labels = np.concatenate([b["label"] for b in batches])
     assert labels.tolist() == [train[i]["label"] for i in range(24)]
+    for key in ("verb", "noun"):  # the multi-task labels travel with the clip
+        values = np.concatenate([b[key] for b in batches])
+        assert values.dtype == np.int32 and values.tolist() == [train[i][key] for i in range(24)]
 
 
 def test_seeded_shuffle(sources):

@@ -123,3 +123,56 @@ def test_masked_optimizer_leaves_frozen_leaves_bit_identical_and_undecayed():
     # no optimiser state for frozen leaves
     sizes = [x.size for x in jax.tree_util.tree_leaves(state)]
     assert sum(sizes) == 1 + 3 + 3  # count, m and v of 'a'
+
+
+def test_torch_sgd_with_a_parameter_group_lr_equals_pytorch_sgd():
+    """ego-rnn's two-stream optimiser: SGD(momentum 0.9, weight_decay 5e-4) with two parameter groups (lr and
+    lr / 100) under StepLR(1, 0.99), against torch.optim.SGD itself."""
+    torch = pytest.importorskip("torch")
+    import ml_collections
+
+    rng = np.random.default_rng(1)
+    params = {
+        "fc2": {"kernel": rng.normal(size=(4, 3)).astype(np.float32)},
+        "flowModel": {"layer4_0": {"conv1": {"kernel": rng.normal(size=(2, 2)).astype(np.float32)}}},
+        "frozen": {"bias": rng.normal(size=(3,)).astype(np.float32)},
+    }
+    grads = [
+        jax.tree_util.tree_map(lambda x: rng.normal(size=x.shape).astype(np.float32), params)
+        for _ in range(5)
+    ]
+    config = ml_collections.ConfigDict(
+        dict(
+            trainable=[r"fc2/.*", r"flowModel/layer4_\d+/.*"],
+            learning_rate=1e-2,
+            lr_milestones=tuple(range(1, 10)),  # StepLR(step_size=1, gamma=0.99) == a milestone every epoch
+            lr_gamma=0.99,
+            weight_decay=5e-4,
+            optimizer="sgd",
+            momentum=0.9,
+            lr_scales=((r"flowModel/layer4_\d+/.*", 0.01),),
+        )
+    )
+    tx, mask, _ = opt.make_optimizer(config, params, steps_per_epoch=2)
+    state, p = tx.init(params), jax.tree_util.tree_map(jnp.asarray, params)
+    for g in grads:
+        updates, state = tx.update(g, state, p)
+        p = opt.apply_updates(p, updates, mask)
+
+    main = torch.nn.Parameter(torch.tensor(params["fc2"]["kernel"]))
+    base = torch.nn.Parameter(torch.tensor(params["flowModel"]["layer4_0"]["conv1"]["kernel"]))
+    sgd = torch.optim.SGD(
+        [{"params": [main]}, {"params": [base], "lr": 1e-4}], lr=1e-2, momentum=0.9, weight_decay=5e-4
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(sgd, step_size=1, gamma=0.99)
+    for step, g in enumerate(grads):
+        main.grad = torch.tensor(g["fc2"]["kernel"])
+        base.grad = torch.tensor(g["flowModel"]["layer4_0"]["conv1"]["kernel"])
+        sgd.step()
+        if step % 2 == 1:  # end of an epoch of 2 steps
+            scheduler.step()
+    np.testing.assert_allclose(p["fc2"]["kernel"], main.detach().numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        p["flowModel"]["layer4_0"]["conv1"]["kernel"], base.detach().numpy(), rtol=1e-5, atol=1e-8
+    )
+    assert np.array_equal(p["frozen"]["bias"], params["frozen"]["bias"])

@@ -39,6 +39,8 @@ CONVERTERS: dict[str, str] = {
     "resnet34": "lsta_jax.convert.resnet",
     "lsta_rgb": "lsta_jax.convert.lsta",
     "convlstm_rgb": "lsta_jax.convert.ego_rnn",
+    "egornn_flow": "lsta_jax.convert.ego_rnn_flow",
+    "egornn_two_stream": "lsta_jax.convert.ego_rnn_two_stream",
 }
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lsta_jax.convert import ConvertedModel
-from lsta_jax.convert.lsta import RESNET_PREFIX, merge_duplicates
+from lsta_jax.convert.lsta import DUPLICATES, RESNET_PREFIX, merge_duplicates
 from lsta_jax.convert.mapping import (
     ConversionError,
     NameMap,
@@ -39,28 +39,33 @@ def ego_rnn_name_map(config: Mapping[str, Any]) -> NameMap:
     return name_map
 
 
-def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> ConvertedModel:
-    """An ego-rnn RGB state dict (numpy arrays) -> `ConvertedModel` of kind `convlstm_rgb`."""
-    from lsta_jax.checkpoint import abstract_variables
-    from lsta_jax.models.registry import create_model
-
-    merged = merge_duplicates(state_dict)
-    if "weight_softmax" in merged:
-        softmax = merged.pop("weight_softmax")
-        fc = merged.get("resNet.fc.weight")
+def merge_ego_rnn_duplicates(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
+    """Check and drop the RGB model's two duplicates (keys under `prefix`, e.g. 'frameModel.'):
+    `classifier.1.*` (folded into `fc.*`) and `weight_softmax` (must equal `resNet.fc.weight`)."""
+    merged = merge_duplicates(state_dict, {prefix + k: prefix + v for k, v in DUPLICATES.items()})
+    if prefix + "weight_softmax" in merged:
+        softmax = merged.pop(prefix + "weight_softmax")
+        fc = merged.get(prefix + "resNet.fc.weight")
         if fc is None or np.shape(fc) != np.shape(softmax) or not np.array_equal(fc, softmax):
             raise ConversionError(
-                "weight_softmax differs from resNet.fc.weight; in ego-rnn they are one tensor"
+                f"{prefix}weight_softmax differs from {prefix}resNet.fc.weight; in ego-rnn they are one "
+                "tensor"
             )
-    absent = [k for k in ("fc.weight", "lstm_cell.conv_i_xx.weight", "resNet.fc.weight") if k not in merged]
+    return merged
+
+
+def infer_config(merged: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, Any]:
+    """The `convlstm_rgb` config read from the shapes of a merged ego-rnn RGB state dict (keys under
+    `prefix`)."""
+    required = [prefix + k for k in ("fc.weight", "lstm_cell.conv_i_xx.weight", "resNet.fc.weight")]
+    absent = [k for k in required if k not in merged]
     if absent:
         raise ConversionError(f"not an ego-rnn RGB state dict: no {', '.join(absent)}", missing=absent)
-    layout = infer_resnet_layout(
-        {k[len(RESNET_PREFIX) :]: v for k, v in merged.items() if k.startswith(RESNET_PREFIX)}
-    )
-    config = {
-        "num_classes": int(np.shape(merged["fc.weight"])[0]),
-        "mem_size": int(np.shape(merged["fc.weight"])[1]),
+    backbone = prefix + RESNET_PREFIX
+    layout = infer_resnet_layout({k[len(backbone) :]: v for k, v in merged.items() if k.startswith(backbone)})
+    return {
+        "num_classes": int(np.shape(merged[prefix + "fc.weight"])[0]),
+        "mem_size": int(np.shape(merged[prefix + "fc.weight"])[1]),
         "attention_classes": int(layout["num_classes"]),
         "backbone_stage_sizes": [int(s) for s in layout["stage_sizes"]],
         "backbone_widths": [int(w) for w in layout["widths"]],
@@ -68,6 +73,15 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> ConvertedModel:
         "dtype": "float32",
         "remat": False,
     }
+
+
+def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> ConvertedModel:
+    """An ego-rnn RGB state dict (numpy arrays) -> `ConvertedModel` of kind `convlstm_rgb`."""
+    from lsta_jax.checkpoint import abstract_variables
+    from lsta_jax.models.registry import create_model
+
+    merged = merge_ego_rnn_duplicates(state_dict)
+    config = infer_config(merged)
     model = create_model(KIND, **config)
     variables = fill_variables(merged, ego_rnn_name_map(config), abstract_variables(model, KIND, config))
     return ConvertedModel(KIND, config, variables, num_classes=config["num_classes"])

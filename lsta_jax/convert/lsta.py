@@ -95,10 +95,13 @@ def torch_cell_to_flax(state_dict: Mapping[str, Any], prefix: str = "", **switch
     return params
 
 
-def merge_duplicates(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fold `classifier.1.*` into `fc.*` (reference 2.5); both present must be equal."""
+def merge_duplicates(
+    state_dict: Mapping[str, np.ndarray], duplicates: Mapping[str, str] = DUPLICATES
+) -> dict[str, np.ndarray]:
+    """Fold each `duplicates` key (default `classifier.1.*`) into the key it duplicates (default `fc.*`,
+    reference 2.5); both present must be equal."""
     merged = dict(state_dict)
-    for duplicate, main in DUPLICATES.items():
+    for duplicate, main in duplicates.items():
         if duplicate not in merged:
             continue
         value = merged.pop(duplicate)
@@ -106,8 +109,8 @@ def merge_duplicates(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
             merged[main] = value
         elif np.shape(merged[main]) != np.shape(value) or not np.array_equal(merged[main], value):
             raise ConversionError(
-                f"{duplicate} differs from {main}: in the authors' attentionModel they are one module "
-                "(classifier = Sequential(dropout, fc)), so this is not such a state dict"
+                f"{duplicate} differs from {main}: in the authors' models they are one module registered "
+                "twice (classifier = Sequential(dropout, fc)), so this is not such a state dict"
             )
     return merged
 

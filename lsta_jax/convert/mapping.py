@@ -54,13 +54,15 @@ class ConversionError(ValueError):
 
 
 def conv_to_flax(weight: np.ndarray) -> np.ndarray:
-    """Conv2d weight (O, I, kH, kW) -> Flax Conv kernel (kH, kW, I, O)."""
-    return np.transpose(weight, (2, 3, 1, 0))
+    """Conv2d weight (O, I, kH, kW) -> Flax Conv kernel (kH, kW, I, O); a Conv3d's (O, I, kD, kH, kW) ->
+    (kD, kH, kW, I, O) likewise."""
+    return np.transpose(weight, (*range(2, np.ndim(weight)), 1, 0))
 
 
 def conv_to_torch(kernel: np.ndarray) -> np.ndarray:
-    """Flax Conv kernel (kH, kW, I, O) -> Conv2d weight (O, I, kH, kW)."""
-    return np.transpose(kernel, (3, 2, 0, 1))
+    """Flax Conv kernel (kH, kW, I, O) -> Conv2d weight (O, I, kH, kW) (and the 3-D analogue)."""
+    n = np.ndim(kernel)
+    return np.transpose(kernel, (n - 1, n - 2, *range(n - 2)))
 
 
 def dense_to_flax(weight: np.ndarray) -> np.ndarray:

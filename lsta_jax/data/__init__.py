@@ -4,9 +4,10 @@ Public interface (others code against these):
 - `load_clip(source, num_frames=25, size=224, resize_shorter=256, min_frames=5) -> np.ndarray` float32
   (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (reference 5).
 - Builders, registered with tfds: `gtea61`, `gtea71` (configs split1..split4), `egtea_gaze_plus` (split1..3),
-  `epic_kitchens55`, `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`; records carry
-  per-frame `boxes` of the hand, target and confuser, passed through the eval loader in crop units),
-  `synthetic_objects` (the pre-training images, `SyntheticObjectsOptions`).
+  `epic_kitchens55`, `epic_kitchens100` (splits train/validation/test, record names = narration ids),
+  `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`; records carry per-frame `boxes`
+  of the hand, target and confuser, passed through the eval loader in crop units), `synthetic_objects` (the
+  pre-training images, `SyntheticObjectsOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
   Command line: `python -m lsta_jax.data NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
@@ -17,8 +18,9 @@ Public interface (others code against these):
   resize_shorter=256, shuffle=True, modality='rgb', label_key='label', shard_by_process=True,
   process_index=None, process_count=None, worker_count=None, num_epochs=None)` and
   `make_eval_loader(data_source, *, global_batch_size, ...same geometry..., process_index, process_count,
-  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label'} (+ 'mask' for eval; + 'index'
-  with `with_index=True`); iterators have get_state()/set_state() (resume with the same worker_count).
+  worker_count)`: grain DataLoaders of per-process batches {'clip', 'label', 'verb', 'noun'} (verb and noun:
+  the multi-task labels; + 'mask' for eval; + 'index' with `with_index=True`); iterators have
+  get_state()/set_state() (resume with the same worker_count).
   `shuffle=True` by default; the reference's training loader is NOT shuffled (shuffle=False reproduces it).
   `num_eval_batches(num_examples, global_batch_size, worker_count=0)`: global batches of one eval pass.
   `modality='flow'` gives 5-frame x/y flow stacks (b, crop, crop, 10); `label_key` picks 'label', 'verb',
@@ -37,6 +39,7 @@ from lsta_jax.data.build import BUILDERS, GENERATED, build, builder, class_names
 from lsta_jax.data.clip_io import load_clip
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
+from lsta_jax.data.epic_kitchens100 import EpicKitchens100
 from lsta_jax.data.gtea import Gtea61, Gtea71
 from lsta_jax.data.pipeline import make_eval_loader, make_train_loader, num_eval_batches
 from lsta_jax.data.synthetic import SyntheticEgo, SyntheticOptions, export_clips
@@ -47,6 +50,7 @@ __all__ = [
     "GENERATED",
     "EgteaGazePlus",
     "EpicKitchens55",
+    "EpicKitchens100",
     "Gtea61",
     "Gtea71",
     "SyntheticEgo",

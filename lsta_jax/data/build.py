@@ -26,6 +26,7 @@ import tensorflow_datasets as tfds
 from lsta_jax.data import synthetic, synthetic_objects
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
+from lsta_jax.data.epic_kitchens100 import EpicKitchens100
 from lsta_jax.data.gtea import Gtea61, Gtea71
 
 BUILDERS = {
@@ -33,6 +34,7 @@ BUILDERS = {
     "gtea71": Gtea71,
     "egtea_gaze_plus": EgteaGazePlus,
     "epic_kitchens55": EpicKitchens55,
+    "epic_kitchens100": EpicKitchens100,
     "synthetic_ego": synthetic.SyntheticEgo,
     "synthetic_objects": synthetic_objects.SyntheticObjects,
 }

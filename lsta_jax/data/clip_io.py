@@ -151,3 +151,92 @@ def load_clip(
     frames = sampled_frames(source, num_frames, min_frames)
     crops = [np.asarray(T.eval_transform(f, size, resize_shorter)) for f in frames]
     return T.normalize_rgb(np.stack(crops))
+
+
+def flow_dirs_for(source: str | Path, flow_root: str | Path | None = None) -> tuple[Path, Path]:
+    """The `flow_x` and `flow_y` folders of an RGB input, in the authors' layout (reference 6).
+
+    With `flow_root`: FLOW_ROOT/flow_x/<name> and FLOW_ROOT/flow_y/<name>, <name> the input's folder name or
+    video stem. Without: the input's path with its last `frames` component replaced by `flow_x` / `flow_y`
+    (`.../frames/S2/<class>/<instance>` -> `.../flow_x/S2/<class>/<instance>`). Missing folders raise an
+    error naming the input and where its flow was looked for.
+    """
+    source = Path(source)
+    if flow_root is not None:
+        name = source.name if source.is_dir() else source.stem
+        dirs = (Path(flow_root) / "flow_x" / name, Path(flow_root) / "flow_y" / name)
+    else:
+        parts = source.parts
+        if "frames" not in parts:
+            raise ValueError(
+                f"{source}: cannot find its optical flow: not under a 'frames' folder of the authors' layout "
+                "(give --flow-root FLOW_ROOT holding flow_x/<name>/ and flow_y/<name>/)"
+            )
+        at = len(parts) - 1 - parts[::-1].index("frames")
+        dirs = tuple(Path(*parts[:at], kind, *parts[at + 1 :]) for kind in ("flow_x", "flow_y"))
+    for folder in dirs:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{source}: no optical flow folder {folder}")
+    return dirs[0], dirs[1]
+
+
+def load_flow_stacks(
+    source: str | Path,
+    segments: int = 10,
+    size: int = 224,
+    resize_shorter: int = 256,
+    stack: int = T.FLOW_STACK,
+    flow_root: str | Path | None = None,
+) -> np.ndarray:
+    """The evaluation flow input of one clip: `segments` stacks (S, size, size, 2 * stack) at ego-rnn's
+    late-fusion starts (`transforms.flow_segment_starts`), each `Scale` -> `CenterCrop` -> interleaved x/y ->
+    flow normalisation, as the eval pipeline's `flow_segments` (reference 4.2, 4.4). `source` is the RGB
+    input; its flow folders come from `flow_dirs_for`."""
+    xs, ys = _flow_files(source, flow_root)
+    starts = [int(s) for s in T.flow_segment_starts(len(xs), segments, stack)]
+    return np.stack([_eval_stack(xs, ys, s, stack, size, resize_shorter) for s in starts])
+
+
+def _flow_files(source: str | Path, flow_root: str | Path | None) -> tuple[list[Path], list[Path]]:
+    fx, fy = flow_dirs_for(source, flow_root)
+    xs, ys = list_frames(fx, "flow_x"), list_frames(fy, "flow_y")
+    if len(xs) != len(ys):
+        raise ValueError(f"{source}: {fx} has {len(xs)} flow_x images but {fy} has {len(ys)} flow_y images")
+    return xs, ys
+
+
+def _eval_stack(
+    xs: list[Path], ys: list[Path], start: int, stack: int, size: int, resize_shorter: int
+) -> np.ndarray:
+    def crops(files: list[Path]) -> list[np.ndarray]:
+        return [
+            np.asarray(T.eval_transform(open_image(files[k - 1], "L"), size, resize_shorter))
+            for k in range(start, start + stack)
+        ]
+
+    return T.normalize_flow(T.interleave_flow(crops(xs), crops(ys)))
+
+
+def load_centre_flow_stack(
+    source: str | Path,
+    size: int = 224,
+    resize_shorter: int = 256,
+    stack: int = T.FLOW_STACK,
+    flow_root: str | Path | None = None,
+) -> tuple[np.ndarray, int]:
+    """The motion stream's evaluation input of one clip (paper 5.2, reference 4.2): the stack of `stack`
+    flow frames at the temporal centre, start s = ceil((N - stack) / 2), preprocessed as `load_flow_stacks`.
+    Returns ((size, size, 2 * stack), s); flow frame k lies between RGB frames k and k + 1."""
+    xs, ys = _flow_files(source, flow_root)
+    start = T.flow_eval_start(len(xs), stack)
+    return _eval_stack(xs, ys, start, stack, size, resize_shorter), start
+
+
+def frames_at(source: str | Path, numbers: list[int]) -> list[Image.Image]:
+    """The RGB frames with the 1-based `numbers` of a frames folder or a video."""
+    source = Path(source)
+    if source.is_dir():
+        files = list_frames(source)
+        return [open_image(files[k - 1]) for k in numbers]
+    frames, _ = read_video(source, np.asarray(numbers, np.int64) - 1)
+    return frames

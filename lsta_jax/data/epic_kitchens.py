@@ -21,6 +21,7 @@ A segment whose frames are missing raises an error naming the CSV row and the mi
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 from lsta_jax.data import builder_base as B
@@ -35,6 +36,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def require_columns(path: Path, rows: list[dict[str, str]], columns: Sequence[str]) -> list[dict[str, str]]:
+    """`rows` when every row has every column (a short row lacks its last columns), else an error naming
+    the file, the line and the missing columns."""
+    for number, row in enumerate(rows, start=2):
+        missing = [c for c in columns if row.get(c) in (None, "")]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing columns {missing}")
+    return rows
+
+
 def read_class_names(path: Path, count: int, prefix: str) -> list[str]:
     names = [f"{prefix}_{i}" for i in range(count)]
     if path.is_file():
@@ -43,7 +54,7 @@ def read_class_names(path: Path, count: int, prefix: str) -> list[str]:
             i = int(row[key])
             if i >= len(names):
                 names += [f"{prefix}_{j}" for j in range(len(names), i + 1)]
-            names[i] = row.get("class_key") or names[i]
+            names[i] = row.get("class_key") or row.get("key") or names[i]
     return names
 
 
@@ -55,19 +66,51 @@ def segment_frames(video_dir: Path, start: int, stop: int, row_name: str, patter
     return files
 
 
+def segment_spec(
+    row: dict[str, str], where: str, name: str, rgb_dir: Path, flow_dir: Path, action: int | None
+) -> B.ClipSpec:
+    """One segment of an EPIC annotation row (both releases): frames start_frame..stop_frame of `rgb_dir`,
+    flow frames start//2+1..stop//2 of `flow_dir/{u,v}` when both exist; `action` None = unlabelled (-1)."""
+    start, stop = int(row["start_frame"]), int(row["stop_frame"])
+    frames = segment_frames(rgb_dir, start, stop, where, "frame_{:010d}.jpg")
+    flow = {}
+    if (flow_dir / "u").is_dir() and (flow_dir / "v").is_dir():
+        lo, hi = start // 2 + 1, max(start // 2 + 1, stop // 2)
+        for k in ("u", "v"):
+            flow[k] = segment_frames(flow_dir / k, lo, hi, where, "frame_{:010d}.jpg")
+    labelled = action is not None
+    verb, noun = (int(row["verb_class"]), int(row["noun_class"])) if labelled else (-1, -1)
+    return B.ClipSpec(
+        name=name,
+        frames=frames,
+        label=action if labelled else -1,
+        verb=verb,
+        noun=noun,
+        verb_label=verb,
+        flow_x=flow.get("u", ()),
+        flow_y=flow.get("v", ()),
+    )
+
+
+def action_pairs(rows: list[dict[str, str]]) -> dict[tuple[int, int], int]:
+    """The action classes: the sorted (verb_class, noun_class) pairs of the labelled rows -> index."""
+    pairs = sorted({(int(r["verb_class"]), int(r["noun_class"])) for r in rows})
+    return {p: i for i, p in enumerate(pairs)}
+
+
 def epic_clips(manual_dir: Path):
     train_csv = manual_dir / "EPIC_train_action_labels.csv"
-    rows = read_csv(train_csv)
-    for number, row in enumerate(rows, start=2):
-        missing = {"uid", "video_id", "start_frame", "stop_frame", "verb_class", "noun_class"} - set(row)
-        if missing:
-            raise ValueError(f"{train_csv}:{number}: missing columns {sorted(missing)}")
+    rows = require_columns(
+        train_csv,
+        read_csv(train_csv),
+        ("uid", "video_id", "start_frame", "stop_frame", "verb_class", "noun_class"),
+    )
     max_verb = max([NUM_VERBS - 1, *(int(r["verb_class"]) for r in rows)])
     max_noun = max([NUM_NOUNS - 1, *(int(r["noun_class"]) for r in rows)])
     verbs = read_class_names(manual_dir / "EPIC_verb_classes.csv", max_verb + 1, "verb")
     nouns = read_class_names(manual_dir / "EPIC_noun_classes.csv", max_noun + 1, "noun")
-    pairs = sorted({(int(r["verb_class"]), int(r["noun_class"])) for r in rows})
-    action = {p: i for i, p in enumerate(pairs)}
+    action = action_pairs(rows)
+    pairs = list(action)
     videos_by_participant: dict[str, set[str]] = {}
     for r in rows:
         videos_by_participant.setdefault(r["video_id"].split("_")[0], set()).add(r["video_id"])
@@ -76,26 +119,14 @@ def epic_clips(manual_dir: Path):
     def spec(row: dict[str, str], where: str, labelled: bool) -> B.ClipSpec:
         video = row["video_id"]
         participant = row.get("participant_id") or video.split("_")[0]
-        start, stop = int(row["start_frame"]), int(row["stop_frame"])
-        frames = segment_frames(
-            manual_dir / "rgb" / participant / video, start, stop, where, "frame_{:010d}.jpg"
-        )
-        flow_root = manual_dir / "flow" / participant / video
-        flow = {}
-        if (flow_root / "u").is_dir() and (flow_root / "v").is_dir():
-            lo, hi = start // 2 + 1, max(start // 2 + 1, stop // 2)
-            for k in ("u", "v"):
-                flow[k] = segment_frames(flow_root / k, lo, hi, where, "frame_{:010d}.jpg")
-        verb, noun = (int(row["verb_class"]), int(row["noun_class"])) if labelled else (-1, -1)
-        return B.ClipSpec(
-            name=row["uid"],
-            frames=frames,
-            label=action[(verb, noun)] if labelled else -1,
-            verb=verb,
-            noun=noun,
-            verb_label=verb,
-            flow_x=flow.get("u", ()),
-            flow_y=flow.get("v", ()),
+        pair = (int(row["verb_class"]), int(row["noun_class"])) if labelled else None
+        return segment_spec(
+            row,
+            where,
+            row["uid"],
+            manual_dir / "rgb" / participant / video,
+            manual_dir / "flow" / participant / video,
+            action[pair] if labelled else None,
         )
 
     splits: dict[str, list[B.ClipSpec]] = {"train": [], "validation": []}

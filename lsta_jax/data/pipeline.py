@@ -8,7 +8,9 @@ draw (flip, corner-crop scale and position, flow stack start) from grain's per-r
 `seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
 Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
 for a flow stack,
-`label` int32 (b,), with b = global_batch_size / process_count; the incomplete last batch of the stream is
+both `clip` and `flow` (b, crop, crop, 2L) with modality 'rgb+flow' (two-stream models),
+`label` int32 (b,) and, when the records have them (all builders), `verb` and `noun` int32 (b,) for the
+multi-task heads, with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
 
 With `worker_count` > 0 the decoding and augmentation run in grain worker processes; grain deals records to
@@ -39,9 +41,14 @@ class ClipGeometry:
     num_frames: int = 25
     crop_size: int = 224
     resize_shorter: int = 256
-    modality: str = "rgb"  # "rgb": `clip`, num_frames sampled frames; "flow": `flow`, one stack of x/y pairs
+    # "rgb": `clip`, num_frames sampled frames; "flow": `flow`, one stack of x/y pairs; "rgb+flow": both (the
+    # two-stream models), one augmentation draw shared by the frames and the stack
+    modality: str = "rgb"
     flow_stack: int = T.FLOW_STACK
     label_key: str = "label"  # 'label' | 'verb' | 'noun' | 'verb_label'
+    flow_segments: int = (
+        1  # eval, flow: 1 = the centre stack; S > 1 = (S, crop, crop, 2L), late-fusion starts
+    )
 
 
 def _name(element: dict[str, Any]) -> str:
@@ -71,49 +78,104 @@ def _flow_images(element: dict[str, Any], start: int, stack: int) -> tuple[list,
     return xs, ys
 
 
+MODALITIES = ("rgb", "flow", "rgb+flow")
+
+
+def _check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+
+
+def _train_rgb(element: dict[str, Any], draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
+    frames = _rgb_frames(element, g.num_frames)
+    return T.normalize_rgb(
+        np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+
+
+def _train_flow_stack(element: dict[str, Any], start: int, draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
+    ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
+    return T.normalize_flow(T.interleave_flow(xs, ys))
+
+
+def _eval_rgb(element: dict[str, Any], g: ClipGeometry) -> np.ndarray:
+    frames = _rgb_frames(element, g.num_frames)
+    return T.normalize_rgb(
+        np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
+    )
+
+
+def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, g: ClipGeometry) -> dict:
+    """`clip` (T, crop, crop, 3) and `flow` (crop, crop, 2L) of one clip with ONE augmentation draw (flip,
+    corner-crop scale and position) for both streams, so the flow stack lines up with the frames; the stack
+    starts at ego-rnn's random training start (reference 4.2)."""
+    draw = T.draw_train_params(rng)
+    start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
+    flow = _train_flow_stack(element, start, draw, g)
+    return {**_output(element, _train_rgb(element, draw, g), g), "flow": flow}
+
+
+def two_stream_eval_example(element: dict[str, Any], g: ClipGeometry) -> dict:
+    """Centre-cropped `clip` and `flow`, the stack at the temporal centre (reference 4.2; paper 5.2)."""
+    start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
+    return {**_output(element, _eval_rgb(element, g), g), "flow": _eval_flow_stack(element, start, g)}
+
+
 def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: ClipGeometry) -> dict:
     """One training example: sampled frames (or a flow stack) with one augmentation draw for the clip."""
     g = geometry
+    if g.modality == "rgb+flow":
+        return two_stream_train_example(element, rng, g)
     draw = T.draw_train_params(rng)
     if g.modality == "flow":
         start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
-        xs, ys = _flow_images(element, start, g.flow_stack)
-        xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
-        ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
-        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+        clip = _train_flow_stack(element, start, draw, g)
     else:
-        frames = _rgb_frames(element, g.num_frames)
-        clip = T.normalize_rgb(
-            np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
-        )
+        clip = _train_rgb(element, draw, g)
     return _output(element, clip, g)
 
 
 def _output(element: dict[str, Any], clip: np.ndarray, g: ClipGeometry) -> dict:
     key = "flow" if g.modality == "flow" else "clip"  # the model argument it feeds (trainer.model_inputs)
     out = {key: clip, "label": np.int32(element[g.label_key])}
+    out.update(task_labels(element))
     if "index" in element:
         out["index"] = np.int64(element["index"])
     return out
 
 
+def task_labels(element: dict[str, Any]) -> dict[str, np.int32]:
+    """`verb` and `noun` int32 labels of a record that has them (every builder stores both; EPIC and EGTEA
+    from their lists, GTEA from the class name; -1 on unlabelled challenge test segments), for the
+    multi-task heads."""
+    return {key: np.int32(element[key]) for key in ("verb", "noun") if key in element}
+
+
+def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np.ndarray:
+    xs, ys = _flow_images(element, start, g.flow_stack)
+    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
+    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
+    return T.normalize_flow(T.interleave_flow(xs, ys))
+
+
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
     """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
     g = geometry
-    if g.modality == "flow":
-        start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
-        xs, ys = _flow_images(element, start, g.flow_stack)
-        xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
-        ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
-        clip = T.normalize_flow(T.interleave_flow(xs, ys))
+    if g.modality == "rgb+flow":
+        return two_stream_eval_example(element, g)
+    if g.modality == "flow" and g.flow_segments > 1:  # ego-rnn's late fusion: several stacks per clip
+        starts = T.flow_segment_starts(len(element["flow_x"]), g.flow_segments, g.flow_stack)
+        clip = np.stack([_eval_flow_stack(element, int(s), g) for s in starts])
+    elif g.modality == "flow":
+        clip = _eval_flow_stack(element, T.flow_eval_start(len(element["flow_x"]), g.flow_stack), g)
     else:
-        frames = _rgb_frames(element, g.num_frames)
-        clip = T.normalize_rgb(
-            np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
-        )
+        clip = _eval_rgb(element, g)
         if "boxes" in element:  # synthetic ground truth: the sampled frames' boxes, in crop units
             sampled = np.asarray(element["boxes"])[T.sample_indices(len(element["frames"]), g.num_frames) - 1]
-            boxes = T.eval_transform_boxes(sampled, *frames[0].size, g.crop_size, g.resize_shorter)
+            size = decode_image(element["frames"][0], "RGB", f"{_name(element)} frame 1").size
+            boxes = T.eval_transform_boxes(sampled, *size, g.crop_size, g.resize_shorter)
             return {**_output(element, clip, g), "boxes": boxes}
     return _output(element, clip, g)
 
@@ -226,6 +288,7 @@ def make_train_loader(
             f"{len(data_source)} training clips give {len(data_source) // pc} per process, fewer than one "
             f"local batch ({local})"
         )
+    _check_modality(modality)
     geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
     sampler = grain.samplers.IndexSampler(
         num_records=len(data_source),
@@ -257,8 +320,11 @@ def make_eval_loader(
     process_count: int | None = None,
     worker_count: int | None = None,
     with_index: bool = False,
+    flow_segments: int = 1,
 ) -> grain.DataLoader:
-    """One ordered pass with a padded last batch and a `mask`; see the module docstring."""
+    """One ordered pass with a padded last batch and a `mask`; see the module docstring. With modality 'flow',
+    `flow_segments` S > 1 gives every clip S stacks (b, S, crop, crop, 2L) at `transforms.flow_segment_starts`
+    (ego-rnn's late fusion) instead of the one stack at the temporal centre."""
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
     n = len(data_source)
@@ -268,7 +334,10 @@ def make_eval_loader(
     # grain deals records to workers round-robin and each worker batches its own: pad so every worker of every
     # process gets whole batches (with workers, trailing batches may be all padding: mask False)
     padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
-    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    _check_modality(modality)
+    geometry = ClipGeometry(
+        num_frames, crop_size, resize_shorter, modality, label_key=label_key, flow_segments=flow_segments
+    )
     sampler = grain.samplers.IndexSampler(
         num_records=padded,
         shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=False),

@@ -153,3 +153,16 @@ def interleave_flow(x_frames: list[np.ndarray], y_frames: list[np.ndarray]) -> n
     """(H, W) x and y flow images -> (H, W, 2L) with channels [x_1, y_1, ..., x_L, y_L] (reference 4.2)."""
     channels = [c for pair in zip(x_frames, y_frames, strict=True) for c in pair]
     return np.stack(channels, axis=-1)
+
+
+def flow_segment_starts(num_flow: int, segments: int, stack: int = FLOW_STACK) -> np.ndarray:
+    """Starts of the `segments` flow stacks of ego-rnn's late fusion (`makeDatasetTwoStream`, reference 4.4):
+    int(linspace(1, N - stack, segments)) with the endpoint, 1-based; all 1 when N <= stack. Stack s covers
+    frames start_s .. start_s + stack - 1 (so the last one ends at frame N - 1, as in ego-rnn)."""
+    if segments < 1:
+        raise ValueError(f"segments must be >= 1, got {segments}")
+    if num_flow < stack:
+        raise ValueError(f"a flow stack of {stack} needs at least {stack} flow frames, got {num_flow}")
+    if num_flow <= stack:
+        return np.ones(segments, np.int64)
+    return np.linspace(1, num_flow - stack, segments).astype(np.int64)

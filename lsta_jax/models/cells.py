@@ -218,8 +218,11 @@ class ConvLSTMCell(nn.Module):
       i, f, o = σ(conv_{i,f,o}_xx(x_t) + conv_{i,f,o}_hh(h_{t-1}))
       c~ = tanh(conv_c_xx(x_t) + conv_c_hh(h_{t-1}))
       c_t = c~ i + c_{t-1} f;  h_t = o tanh(c_t)
-    `__call__(carry, x)` with carry (h, c) from `initial_carry` (zeros, as the ego-rnn model passes) returns
-    `((h_t, c_t), {})`.
+    `__call__(carry, x, gate_biases=None)` with carry (h, c) from `initial_carry` (zeros, as the ego-rnn model
+    passes) returns `((h_t, c_t), {})`. `gate_biases` (cross-modal fusion, paper 5.3; not in ego-rnn) are
+    optional additive pre-activation biases, keys `x_rgb_i`, `x_rgb_f`, `x_rgb_c`, `x_rgb_o`, each
+    broadcastable to (B, H, W, K), added inside the σ / tanh of their gate; absent keys add nothing, so
+    without them the cell (parameters and outputs) is exactly ego-rnn's.
     """
 
     mem_size: int = 512
@@ -231,14 +234,25 @@ class ConvLSTMCell(nn.Module):
         return zeros, zeros
 
     @nn.compact
-    def __call__(self, carry: ConvLSTMCarry, x: Array) -> tuple[ConvLSTMCarry, dict[str, Array]]:
+    def __call__(
+        self, carry: ConvLSTMCarry, x: Array, gate_biases: Mapping[str, Array] | None = None
+    ) -> tuple[ConvLSTMCarry, dict[str, Array]]:
         h_prev, c_prev = carry
         k = self.mem_size
+        gate_biases = dict(gate_biases or {})
+        unknown = set(gate_biases) - {f"x_rgb_{g}" for g in "ifco"}
+        if unknown:
+            raise ValueError(
+                f"unknown gate biases {sorted(unknown)}; expected x_rgb_i, x_rgb_f, x_rgb_c, x_rgb_o"
+            )
 
         def gate(g: str) -> Array:
             xx = gate_conv(k, True, f"conv_{g}_xx", self.dtype)(x)
             hh = gate_conv(k, False, f"conv_{g}_hh", self.dtype)(h_prev)
-            return xx.astype(jnp.float32) + hh.astype(jnp.float32)
+            pre = xx.astype(jnp.float32) + hh.astype(jnp.float32)
+            if f"x_rgb_{g}" in gate_biases:
+                pre = pre + gate_biases[f"x_rgb_{g}"].astype(jnp.float32)
+            return pre
 
         i = jax.nn.sigmoid(gate("i"))
         f = jax.nn.sigmoid(gate("f"))

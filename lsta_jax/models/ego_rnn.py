@@ -9,6 +9,11 @@ mean of the memory c_T, Dropout(0.7), `fc` = Dense(M).
 
 Parameter tree: `resNet/...` (with `fc`), `lstm_cell/conv_{i,f,c,o}_{xx,hh}`, `fc`. ego-rnn's state dict
 also carries `weight_softmax`, the same tensor as `resNet.fc.weight` (`lsta_jax.convert.ego_rnn`).
+
+`EgoRNNTwoStream` (kind `egornn_two_stream`, the paper's "ego-rnn" two-stream row, 77.59 on GTEA61*) is
+ego-rnn's joint `twoStreamAttentionModel` (reference 4.4): this RGB model as `frameModel`, the flow network
+(`lsta_jax.models.motion.FlowResNet`) as `flowModel`, and `fc2` on Dropout(0.5) of concat(flow feature,
+RGB feature).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from lsta_jax.models.lsta import (
     frame_features_and_cam,
     scan_unroll_steps,
 )
+from lsta_jax.models.motion import FLOW_CHANNELS, FlowResNet
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batchnorm
 
@@ -119,3 +125,91 @@ def _example_clip(config: dict[str, Any]) -> np.ndarray:
 def build_convlstm_rgb(**config: Any) -> EgoRNNClassifier:
     """Registry builder of kind `convlstm_rgb`; config keys are EgoRNNClassifier attributes."""
     return EgoRNNClassifier(**config_to_attributes(config, EgoRNNClassifier))
+
+
+class EgoRNNTwoStream(nn.Module):
+    """ego-rnn's joint two-stream model (kind `egornn_two_stream`; reference 4.4, `twoStreamModel.py`).
+
+    logits = fc2(Dropout(0.5)(concat(x1_flow, feats_rgb))): x1_flow the flow network's pooled `layer4`
+    (before its own dropout), feats_rgb the ConvLSTM feature of the RGB model (mean of c_T); the two streams'
+    own heads (`flowModel/fc_action`, `frameModel/fc`) are kept (they are in the state dict) but unused.
+
+    Parameter tree = ego-rnn's state dict: `flowModel/...` (a whole `egornn_flow` tree), `frameModel/...`
+    (a whole `convlstm_rgb` tree) and `fc2`, so trained single-stream workdirs graft in unchanged.
+
+    Attributes: `num_classes`, `mem_size`, `attention_classes`, `in_channels`, `backbone_stage_sizes`,
+    `backbone_widths` as the two streams (both use the same ResNet layout); `dropout_rate` before `fc2` (0.5);
+    `batchnorm`: 'train' = ego-rnn's protocol (`main-run-twoStream.py` sets only `flowModel.layer4` to
+    training mode: its BatchNorm uses batch statistics while training and its running statistics are
+    updated; everything else keeps its running statistics) or 'frozen'; `dtype`, `remat` (RGB backbone),
+    `scan_unroll` (the RGB ConvLSTM's scan, as `EgoRNNClassifier`).
+
+    `__call__(clip, flow, train=False)` with clip (B, T, H, W, 3) and flow (B, H', W', in_channels) returns
+    `logits` (B, M), `features` (B, K_flow + K_rgb) the concatenation, `attention` (B, T, h, w) the RGB
+    stream's maps, and each stream's own `flow_logits`, `rgb_logits` (B, M).
+    """
+
+    num_classes: int = 61
+    mem_size: int = 512
+    attention_classes: int = 1000
+    in_channels: int = FLOW_CHANNELS
+    backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
+    backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    dropout_rate: float = 0.5
+    batchnorm: str = "train"
+    dtype: Any = jnp.float32
+    remat: bool = False
+    scan_unroll: int | str = "auto"
+
+    @nn.compact
+    def __call__(self, clip: jax.Array, flow: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+        check_batchnorm(self.batchnorm)
+        if clip.shape[0] != flow.shape[0]:
+            raise ValueError(f"clip batch {clip.shape[0]} and flow batch {flow.shape[0]} differ")
+        flow_out = FlowResNet(
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            backbone_stage_sizes=self.backbone_stage_sizes,
+            backbone_widths=self.backbone_widths,
+            batchnorm=self.batchnorm,
+            batch_stats_from=len(self.backbone_stage_sizes),  # only the last stage (layer4), as ego-rnn
+            dtype=self.dtype,
+            name="flowModel",
+        )(flow, train)
+        rgb_out = EgoRNNClassifier(
+            num_classes=self.num_classes,
+            mem_size=self.mem_size,
+            attention_classes=self.attention_classes,
+            backbone_stage_sizes=self.backbone_stage_sizes,
+            backbone_widths=self.backbone_widths,
+            dtype=self.dtype,
+            remat=self.remat,
+            scan_unroll=self.scan_unroll,
+            name="frameModel",
+        )(clip, train)
+        features = jnp.concatenate([flow_out["features"], rgb_out["features"]], axis=-1)  # flow first
+        return {
+            "logits": classifier_head(features, self.num_classes, self.dropout_rate, train, "fc2"),
+            "features": features,
+            "attention": rgb_out["attention"],
+            "flow_logits": flow_out["logits"],
+            "rgb_logits": rgb_out["logits"],
+        }
+
+
+def _example_pair(config: dict[str, Any]) -> dict[str, np.ndarray]:
+    channels = int(config.get("in_channels", FLOW_CHANNELS))
+    return {
+        "clip": np.zeros((1, 2, 64, 64, 3), np.float32),
+        "flow": np.zeros((1, 64, 64, channels), np.float32),
+    }
+
+
+@register(
+    "egornn_two_stream",
+    _example_pair,
+    "ego-rnn joint two-stream: ConvLSTM RGB + flow ResNet-34 features concatenated, fc2",
+)
+def build_egornn_two_stream(**config: Any) -> EgoRNNTwoStream:
+    """Registry builder of kind `egornn_two_stream`; config keys are EgoRNNTwoStream attributes."""
+    return EgoRNNTwoStream(**config_to_attributes(config, EgoRNNTwoStream))

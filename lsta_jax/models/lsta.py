@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsta_jax.models import selector
+from lsta_jax.models import heads, selector
 from lsta_jax.models.cells import LSTACell, torch_linear_bias_init, torch_linear_kernel_init
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, ResNet, check_batchnorm
@@ -119,15 +119,18 @@ def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
     return min(scan_unroll, num_steps)
 
 
-def classifier_head(features: jax.Array, num_classes: int, dropout_rate: float, train: bool) -> jax.Array:
-    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `fc`
-    with torch's default Linear init; call inside a compact method (creates the submodule `fc`)."""
+def classifier_head(
+    features: jax.Array, num_classes: int, dropout_rate: float, train: bool, name: str = "fc"
+) -> jax.Array:
+    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `name`
+    with torch's default Linear init; call inside a compact method (creates the submodule `name`, e.g. `fc`,
+    ego-rnn's flow `fc_action` or its two-stream `fc2`)."""
     dropped = nn.Dropout(dropout_rate, deterministic=not train)(features)
     return nn.Dense(
         num_classes,
         kernel_init=torch_linear_kernel_init,
         bias_init=torch_linear_bias_init(features.shape[-1]),
-        name="fc",
+        name=name,
     )(dropped)
 
 
@@ -152,23 +155,32 @@ class LSTAClassifier(nn.Module):
         GPU/TPU), "full" or an int >= 1; speed only, the numbers and parameters do not change
         (`scan_unroll_steps`).
       variant: ablation variant, see the module docstring.
+      verb_classes, noun_classes: > 0 adds the multi-task verb and noun heads (`heads.py`; EPIC-55: 125 and
+        352, paper 6.5); 0 (default) = no heads, the parameter tree is unchanged.
+      head_bias_control: how the activity logits control the verb/noun biases: 'logits' (default),
+        'probabilities' or 'none' (`heads.py`).
 
     Parameter tree: `resNet/...` (incl. `resNet/fc`), `lsta_cell/{conv_i_s, ..., conv_o_c, c_classifier,
-    coupling_fc}`, `fc`; BatchNorm statistics in `batch_stats/resNet/...`.
+    coupling_fc}`, `fc` (+ `fc_verb`, `fc_noun`, `action_to_verb`, `action_to_noun` with the heads);
+    BatchNorm statistics in `batch_stats/resNet/...`.
 
-    `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None)`:
+    `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None,
+    return_frame_maps=False)`:
       clip: (B, T, H, W, 3) float32, normalised frames; any T >= 1 and any spatial size.
       train: makes the dropout stochastic (needs `rngs={'dropout': key}`); BatchNorm stays in inference
         unless `batchnorm == 'train'`.
       gate_biases: optional cross-modal biases for the cell, keys `x_flow_i/f/c`, each (B, T, ...) with the
         rest broadcastable to (B, h, w, K) (see `LSTACell`).
     Returns a dict:
-      `logits` (B, M); `features` (B, K) = spatial mean of c_T; `attention` (B, T, h, w) the softmax maps u_t
+      `logits` (B, M); with the heads `verb_logits` (B, V) and `noun_logits` (B, N);
+      `features` (B, K) = spatial mean of c_T; `attention` (B, T, h, w) the softmax maps u_t
       (each sums to 1 over positions; uniform without attention pooling);
       with `return_selections`: `attention_class` (B, T) k_t (ImageNet class of the CAM, -1 without attention
       pooling) and `pooling_class` (B, T) j_t (output-pooling class, -1 without output pooling);
       with `return_frame_features`: `frame_features` (B, T, K) = spatial mean of each frame's BN'd `layer4`
-      (the backbone's pooled feature, the input of its ImageNet fc).
+      (the backbone's pooled feature, the input of its ImageNet fc);
+      with `return_frame_maps`: `frame_maps` (B, T, h, w, K), each frame's BN'd `layer4` (conv5_3; the
+      cross-modal two-stream model summarises them).
     """
 
     num_classes: int = 61
@@ -185,6 +197,9 @@ class LSTAClassifier(nn.Module):
     remat: bool = False
     scan_unroll: int | str = "auto"
     variant: str = "lsta"
+    verb_classes: int = 0
+    noun_classes: int = 0
+    head_bias_control: str = "logits"
 
     @nn.compact
     def __call__(
@@ -194,6 +209,7 @@ class LSTAClassifier(nn.Module):
         return_selections: bool = False,
         return_frame_features: bool = False,
         gate_biases: Mapping[str, jax.Array] | None = None,
+        return_frame_maps: bool = False,
     ) -> dict[str, jax.Array]:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown LSTA variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -202,6 +218,11 @@ class LSTAClassifier(nn.Module):
                 f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
             )
         check_batchnorm(self.batchnorm)
+        if (self.verb_classes > 0) != (self.noun_classes > 0):
+            raise ValueError(
+                f"verb_classes ({self.verb_classes}) and noun_classes ({self.noun_classes}): set both > 0 "
+                "(multi-task heads) or both 0"
+            )
         attention_on, output_on, bias_on = VARIANTS[self.variant]
         b, t = clip.shape[:2]
         out = frame_features_and_cam(
@@ -248,11 +269,25 @@ class LSTAClassifier(nn.Module):
         logits = classifier_head(features, self.num_classes, self.dropout_rate, train)
 
         result = {"logits": logits, "features": features, "attention": steps["attention"]}
+        if self.verb_classes > 0 or self.noun_classes > 0:
+            result.update(
+                heads.multitask_heads(
+                    features,
+                    logits,
+                    self.verb_classes,
+                    self.noun_classes,
+                    self.head_bias_control,
+                    self.dropout_rate,
+                    train,
+                )
+            )
         if return_selections:
             result["attention_class"] = attention_class.reshape(b, t)
             result["pooling_class"] = steps["pooling_class"]
         if return_frame_features:
             result["frame_features"] = out["pooled"].reshape(b, t, k)
+        if return_frame_maps:
+            result["frame_maps"] = out["layer4"].reshape(b, t, h, w, k)
         return result
 
 

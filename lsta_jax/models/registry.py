@@ -2,7 +2,8 @@
 
 Every checkpoint lsta_jax writes (converted from PyTorch or trained here) stores its kind and a JSON-able
 config; `create_model(kind, **config)` rebuilds the module and `example_input(kind, config)` gives an input
-that `model.init` accepts, so loaders can restore against an abstract target of the right structure.
+that `model.init` accepts (an array, or for a model of several inputs a dict of them by argument name, passed
+as keywords), so loaders can restore against an abstract target of the right structure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 @dataclass(frozen=True)
 class ModelKind:
     build: Callable[..., nn.Module]
-    example_input: Callable[[dict[str, Any]], np.ndarray]
+    example_input: Callable[[dict[str, Any]], np.ndarray | dict[str, np.ndarray]]
     description: str
 
 
@@ -26,7 +27,9 @@ _KINDS: dict[str, ModelKind] = {}
 
 
 def register(
-    kind: str, example_input: Callable[[dict[str, Any]], np.ndarray], description: str
+    kind: str,
+    example_input: Callable[[dict[str, Any]], np.ndarray | dict[str, np.ndarray]],
+    description: str,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder `f(**config) -> nn.Module` under `kind`."""
 
@@ -52,7 +55,7 @@ def create_model(kind: str, **config: Any) -> nn.Module:
     return _lookup(kind).build(**config)
 
 
-def example_input(kind: str, config: dict[str, Any]) -> np.ndarray:
+def example_input(kind: str, config: dict[str, Any]) -> np.ndarray | dict[str, np.ndarray]:
     """A small input that `create_model(kind, **config).init` accepts (its size does not matter)."""
     return _lookup(kind).example_input(config)
 

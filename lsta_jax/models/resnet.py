@@ -75,6 +75,44 @@ class BasicBlock(nn.Module):
         return out, prebn
 
 
+def resnet_trunk(
+    x: jax.Array,
+    stage_sizes: Sequence[int],
+    widths: Sequence[int],
+    dtype: Any,
+    train: bool = False,
+    batch_stats_from: int = 0,
+    stage_strides: Sequence[int] | None = None,
+    max_pool: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """conv1, bn1, ReLU, max-pool and the residual stages: `(out, prebn)` of the last block.
+
+    Call inside a compact method: the submodules `conv1`, `bn1`, `layer{i}_{j}` are created in the CALLING
+    module (so a flow network can mirror ego-rnn's top-level `conv1.weight`, `layer4.2.conv2.weight` names).
+    `train` switches BatchNorm to batch statistics, only in stage `batch_stats_from` and later (0: the stem
+    `bn1` and every stage; 4: only `layer4`, as ego-rnn's two-stream training does for the flow network).
+    `stage_strides` (None: torchvision's 1 then 2s) and `max_pool` set the downsampling (`ResNet`).
+    """
+    strides = tuple(stage_strides or (1,) + (2,) * (len(stage_sizes) - 1))
+    x = x.astype(dtype)
+    x = torch_conv(widths[0], 7, 2, 3, "conv1", dtype)(x)
+    x = nn.relu(torch_batch_norm("bn1", train and batch_stats_from <= 0, dtype)(x))
+    if max_pool:
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # pads with -inf
+    in_width = widths[0]
+    prebn = x
+    for stage, (num_blocks, width) in enumerate(zip(stage_sizes, widths, strict=True)):
+        stage_train = train and stage + 1 >= batch_stats_from
+        for block in range(num_blocks):
+            stride = strides[stage] if block == 0 else 1
+            downsample = block == 0 and (stride != 1 or in_width != width)
+            x, prebn = BasicBlock(width, stride, downsample, dtype, name=f"layer{stage + 1}_{block}")(
+                x, stage_train
+            )
+            in_width = width
+    return x, prebn
+
+
 class ResNet(nn.Module):
     """A torchvision-layout ResNet of BasicBlocks (ResNet-34 by default).
 
@@ -113,27 +151,15 @@ class ResNet(nn.Module):
             raise ValueError(
                 f"ResNet expects (N, H, W, {self.in_channels}) NHWC input, got shape {tuple(x.shape)}"
             )
-        strides = self.stage_strides or (1,) + (2,) * (len(self.stage_sizes) - 1)
+        strides = tuple(self.stage_strides or (1,) + (2,) * (len(self.stage_sizes) - 1))
         if not len(self.stage_sizes) == len(self.widths) == len(strides):
             raise ValueError(
                 f"stage_sizes {self.stage_sizes}, widths {self.widths} and stage_strides {strides} differ in "
                 "length"
             )
-        x = x.astype(self.dtype)
-        x = torch_conv(self.widths[0], 7, 2, 3, "conv1", self.dtype)(x)
-        x = nn.relu(torch_batch_norm("bn1", train, self.dtype)(x))
-        if self.max_pool:
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # pads with -inf
-        in_width = self.widths[0]
-        prebn = x
-        for stage, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths, strict=True)):
-            for block in range(num_blocks):
-                stride = strides[stage] if block == 0 else 1
-                downsample = block == 0 and (stride != 1 or in_width != width)
-                x, prebn = BasicBlock(
-                    width, stride, downsample, self.dtype, name=f"layer{stage + 1}_{block}"
-                )(x, train)
-                in_width = width
+        x, prebn = resnet_trunk(
+            x, self.stage_sizes, self.widths, self.dtype, train, stage_strides=strides, max_pool=self.max_pool
+        )
         outputs = {
             "layer4": x.astype(jnp.float32),
             "layer4_prebn": prebn.astype(jnp.float32),

@@ -21,10 +21,10 @@ frames sampled uniformly, ImageNet normalisation). The geometry comes from the c
 (`"input": {"num_frames", "size", "resize_shorter"}` when present) or the flags, else those defaults.
 
 Each input gives one JSON line: `{"source", "ok": true, "label", "score", "top_k": [{"label", "index",
-"score"}, ...], "overlay": [png, gif]}` with softmax probabilities as scores, or `{"source", "ok": false,
-"error"}`. A failing input (unreadable video, folder without frames, clip with fewer frames than the model
-samples) is reported and skipped; the command exits with status 1 when any input failed, 2 on a usage or
-checkpoint error.
+"score"}, ...], "overlay": [png, gif]}` with softmax probabilities as scores (+ `"verb"`, `"noun"`: the
+top-1 class indices of a multi-task model's heads), or `{"source", "ok": false, "error"}`. A failing input
+(unreadable video, folder without frames, clip with fewer frames than the model samples) is reported and
+skipped; the command exits with status 1 when any input failed, 2 on a usage or checkpoint error.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ class Prediction:
     logits: np.ndarray | None = None
     attention: np.ndarray | None = None
     features: np.ndarray | None = None
-    overlay: tuple[Path, Path] | None = None
+    overlay: tuple[Path, ...] | None = None
     error: str | None = None
+    verb: int | None = None  # the verb and noun heads' top-1 class index (multi-task models only)
+    noun: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,8 @@ class Prediction:
                 for (name, score), index in zip(self.top_k, self.top_k_indices, strict=True)
             ],
         }
+        if self.verb is not None:
+            record.update(verb=self.verb, noun=self.noun)
         if self.overlay is not None:
             record["overlay"] = [str(path) for path in self.overlay]
         return record
@@ -158,6 +162,8 @@ def iter_predict(
             logits=out["logits"] if keep_arrays else None,
             attention=out["attention"] if keep_arrays else None,
             features=out["features"] if keep_arrays else None,
+            verb=int(np.argmax(out["verb_logits"])) if "verb_logits" in out else None,
+            noun=int(np.argmax(out["noun_logits"])) if "noun_logits" in out else None,
         )
         if attention_dir is not None:
             from lsta_jax import viz
@@ -233,6 +239,141 @@ def predict(
     )
 
 
+def fuse_with_flow(
+    predictions: Iterable[Prediction],
+    flow_model: nn.Module,
+    flow_variables: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    top_k: int = 5,
+    flow_segments: int = 10,
+    flow_weight: float = 0.5,
+    size: int = inference.DEFAULT_SIZE,
+    resize_shorter: int = inference.DEFAULT_RESIZE_SHORTER,
+    flow_root: str | Path | None = None,
+) -> Iterator[Prediction]:
+    """Late fusion of RGB `Prediction`s (made with `keep_arrays=True`) with a flow model, input by input.
+
+    Each input's flow (`lsta_jax.data.clip_io.load_flow_stacks`: `flow_segments` stacks at ego-rnn's starts,
+    folders from `flow_dirs_for(source, flow_root)`) goes through the flow model; the fused logits are
+    `two_stream.late_fusion(rgb, flow)` (ego-rnn's rule, raw logits) and `top_k` is recomputed from their
+    softmax. An input without usable flow becomes a failed prediction naming it; the attention maps (and
+    overlays) stay the RGB stream's.
+    """
+    import jax
+
+    from lsta_jax.data.clip_io import load_flow_stacks
+    from lsta_jax.models.two_stream import late_fusion
+
+    forward = jax.jit(lambda variables, stacks: flow_model.apply(variables, flow=stacks)["logits"])
+    variables = {k: v for k, v in dict(flow_variables).items() if k in ("params", "batch_stats")}
+    for prediction in predictions:
+        if not prediction.ok:
+            yield prediction
+            continue
+        if prediction.logits is None:
+            raise ValueError("late fusion needs the RGB logits: make the predictions with keep_arrays=True")
+        try:
+            stacks = load_flow_stacks(
+                prediction.source, flow_segments, size, resize_shorter, flow_root=flow_root
+            )
+        except (OSError, ValueError) as exc:
+            prediction.error, prediction.top_k = str(exc), []
+            yield prediction
+            continue
+        flow_logits = np.asarray(forward(variables, stacks))  # (S, M)
+        fused = np.asarray(late_fusion(prediction.logits[None], flow_logits[None], flow_weight))[0]
+        probabilities = np.exp(fused - fused.max())
+        probabilities /= probabilities.sum()
+        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
+        names = [class_names[i] if class_names is not None else str(i) for i in order]
+        prediction.top_k = [(name, float(probabilities[i])) for name, i in zip(names, order, strict=True)]
+        prediction.class_index, prediction.logits = int(order[0]), fused
+        yield prediction
+
+
+#: kinds that take a clip AND a flow stack (`model.apply(variables, clip=..., flow=...)`)
+TWO_STREAM_KINDS = ("lsta_two_stream",)
+
+
+def iter_predict_two_stream(
+    model: nn.Module,
+    variables: Any,
+    inputs: Iterable[str | Path],
+    *,
+    class_names: Sequence[str] | None = None,
+    top_k: int = 5,
+    num_frames: int = inference.DEFAULT_NUM_FRAMES,
+    size: int = inference.DEFAULT_SIZE,
+    resize_shorter: int = inference.DEFAULT_RESIZE_SHORTER,
+    min_frames: int | None = None,
+    attention_dir: str | Path | None = None,
+    strip_frames: int = 5,
+    flow_root: str | Path | None = None,
+) -> Iterator[Prediction]:
+    """`Prediction`s of a two-stream model (kind `lsta_two_stream`), one input at a time.
+
+    Each input is a frame folder (or video) with its optical flow in the authors' layout (`frames/...` ->
+    `flow_x/...`, `flow_y/...`) or under `flow_root`: the RGB clip is `load_clip`'s, the flow the stack at the
+    temporal centre (`load_centre_flow_stack`, the motion stream's evaluation input). `attention` is the RGB
+    stream's maps; with `attention_dir`, `viz.write_two_stream_overlays` draws both streams' maps (paper
+    Fig. 2 rows 5-6: the motion map over the RGB frames of the stack; one PNG, `overlay` = (png,)). An input
+    without usable frames or flow becomes a failed prediction naming it.
+    """
+    import jax
+
+    from lsta_jax import viz
+    from lsta_jax.data import transforms as T
+    from lsta_jax.data.clip_io import frames_at, load_centre_flow_stack
+
+    load = inference.default_loader(num_frames, size, resize_shorter, min_frames)
+    forward = jax.jit(lambda v, clip, flow: model.apply(v, clip=clip, flow=flow))
+    variables = {k: v for k, v in dict(variables).items() if k in ("params", "batch_stats")}
+    for index, source in enumerate(inputs):
+        name = str(source)
+        try:
+            clip = load(source)
+            stack, start = load_centre_flow_stack(source, size, resize_shorter, flow_root=flow_root)
+        except (OSError, ValueError) as exc:
+            message = str(exc) if name in str(exc) else f"{name}: {exc}"
+            yield Prediction(name, index, error=message)
+            continue
+        out = jax.device_get(forward(variables, clip[None], stack[None]))
+        logits = np.asarray(out["logits"][0], np.float64)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
+        names = [class_names[i] if class_names is not None else str(i) for i in order]
+        prediction = Prediction(
+            source=name,
+            index=index,
+            top_k=[(n, float(probabilities[i])) for n, i in zip(names, order, strict=True)],
+            class_index=int(order[0]),
+            logits=np.asarray(out["logits"][0]),
+            attention=np.asarray(out["attention"][0]),
+            features=np.asarray(out["features"][0]),
+        )
+        if attention_dir is not None:
+            stack_frames = np.stack(
+                [
+                    np.asarray(T.eval_transform(f, size, resize_shorter))
+                    for f in frames_at(source, list(range(start, start + T.FLOW_STACK)))
+                ]
+            )
+            png = viz.write_two_stream_overlays(
+                attention_dir,
+                _stem(index, name),
+                viz.denormalize(clip),
+                out["attention"][0],
+                stack_frames,
+                out["flow_attention"][0],
+                title=f"{prediction.label} ({prediction.score:.2f})  {Path(name).name}",
+                count=strip_frames,
+            )
+            prediction.overlay = (png,)
+        yield prediction
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 
@@ -292,22 +433,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_checkpoint(path: str, which: str) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """`load_model` + the JSON, refusing kinds that are not clip classifiers with a message that says so."""
+def load_checkpoint(
+    path: str, which: str, kinds: Sequence[str] = inference.CLIP_CLASSIFIER_KINDS
+) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """`load_model` + the JSON, refusing kinds not in `kinds` (default: the clip classifiers), saying so."""
     from lsta_jax.checkpoint import load_model, read_model_json
 
     meta = read_model_json(path)
-    if meta["kind"] not in inference.CLIP_CLASSIFIER_KINDS:
+    if meta["kind"] not in kinds:
         raise ValueError(
-            f"{path} holds a model of kind {meta['kind']!r}, which does not classify clips; "
-            f"this command needs one of: {', '.join(inference.CLIP_CLASSIFIER_KINDS)}"
+            f"{path} holds a model of kind {meta['kind']!r}, which this command cannot run; "
+            f"it needs one of: {', '.join(kinds)}"
         )
     model, variables = load_model(path, which=which)
     return model, variables, meta
 
 
 def parse_command(
-    parser: argparse.ArgumentParser, argv: list[str] | None
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    kinds: Sequence[str] = inference.CLIP_CLASSIFIER_KINDS,
 ) -> tuple[argparse.Namespace, tuple[nn.Module, Any, dict[str, Any]] | None]:
     """Parse a command line built with `add_common_arguments` and load its checkpoint.
 
@@ -317,7 +462,7 @@ def parse_command(
     if not args.inputs and not args.input_list:
         parser.error("give at least one input (or --input-list)")
     try:
-        return args, load_checkpoint(args.checkpoint, args.which)
+        return args, load_checkpoint(args.checkpoint, args.which, kinds)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: cannot use checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
         return args, None
@@ -342,10 +487,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the JSON lines here instead of stdout")
     parser.add_argument("--attention-dir", help="write attention overlays (<index>_<name>.png/.gif) here")
     parser.add_argument("--strip-frames", type=int, default=5, help="frames in each overlay strip")
-    args, loaded = parse_command(parser, argv)
+    parser.add_argument(
+        "--flow-checkpoint",
+        help="late fusion with this flow model (e.g. kind egornn_flow); inputs must be frame folders whose "
+        "flow is in the authors' layout (frames/... -> flow_x/..., flow_y/...) or under --flow-root",
+    )
+    parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
+    parser.add_argument("--flow-root", help="folder holding flow_x/<input name>/ and flow_y/<input name>/")
+    parser.add_argument("--flow-segments", type=int, default=10, help="flow stacks averaged per input")
+    parser.add_argument("--flow-weight", type=float, default=0.5, help="weight of the flow scores")
+    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *TWO_STREAM_KINDS))
     if loaded is None:
         return 2
     model, variables, meta = loaded
+    two_stream = meta["kind"] in TWO_STREAM_KINDS
+    if two_stream and args.flow_checkpoint:
+        print(
+            "error: a two-stream checkpoint has its own motion stream; drop --flow-checkpoint",
+            file=sys.stderr,
+        )
+        return 2
+    flow = None
+    if args.flow_checkpoint:
+        from lsta_jax.checkpoint import load_model, read_model_json
+
+        try:
+            flow_model, flow_variables = load_model(args.flow_checkpoint, which=args.flow_which or args.which)
+            flow_names = read_model_json(args.flow_checkpoint).get("class_names")
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot use flow checkpoint {args.flow_checkpoint}: {exc}", file=sys.stderr)
+            return 2
+        if flow_names and meta.get("class_names") and flow_names != meta["class_names"]:
+            print("error: the RGB and flow checkpoints have different class names", file=sys.stderr)
+            return 2
+        flow = (flow_model, flow_variables)
+        flow_geometry = _geometry(read_model_json(args.flow_checkpoint))  # the flow model's own crop
     num_frames, size, resize_shorter = input_geometry(meta, args)
     class_names = meta.get("class_names")
 
@@ -353,23 +529,52 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[tuple[str, str]] = []
     total = 0
     try:
-        for prediction in iter_predict(
-            model,
-            variables,
-            args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list),
-            class_names=class_names,
-            top_k=args.top_k,
-            batch_size=args.batch_size,
-            num_frames=num_frames,
-            size=size,
-            resize_shorter=resize_shorter,
-            min_frames=args.min_frames,
-            attention_dir=args.attention_dir,
-            strip_frames=args.strip_frames,
-            keep_arrays=False,
-            workers=args.workers,
-            progress=not args.no_progress,
-        ):
+        if two_stream:
+            predictions = iter_predict_two_stream(
+                model,
+                variables,
+                args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list),
+                class_names=class_names,
+                top_k=args.top_k,
+                num_frames=num_frames,
+                size=size,
+                resize_shorter=resize_shorter,
+                min_frames=args.min_frames,
+                attention_dir=args.attention_dir,
+                strip_frames=args.strip_frames,
+                flow_root=args.flow_root,
+            )
+        else:
+            predictions = iter_predict(
+                model,
+                variables,
+                args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list),
+                class_names=class_names,
+                top_k=args.top_k,
+                batch_size=args.batch_size,
+                num_frames=num_frames,
+                size=size,
+                resize_shorter=resize_shorter,
+                min_frames=args.min_frames,
+                attention_dir=args.attention_dir,
+                strip_frames=args.strip_frames,
+                keep_arrays=flow is not None,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
+        if flow is not None:
+            predictions = fuse_with_flow(
+                predictions,
+                *flow,
+                class_names=class_names,
+                top_k=args.top_k,
+                flow_segments=args.flow_segments,
+                flow_weight=args.flow_weight,
+                size=flow_geometry["size"],
+                resize_shorter=flow_geometry["resize_shorter"],
+                flow_root=args.flow_root,
+            )
+        for prediction in predictions:
             total += 1
             if not prediction.ok:
                 failures.append((prediction.source, prediction.error))

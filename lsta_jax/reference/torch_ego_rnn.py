@@ -1,7 +1,12 @@
-"""PyTorch reference of the ego-rnn RGB model (reference 4.5), written by us from the spec; needs torch.
+"""PyTorch references of the ego-rnn models, written by us from the spec; needs torch.
 
-Names and state-dict keys are ego-rnn's: `resNet.*`, `weight_softmax` (registered as the same Parameter as
-`resNet.fc.weight`), `lstm_cell.conv_{i,f,c,o}_{xx,hh}.*`, `fc.*` and the duplicate `classifier.1.*`.
+- `TorchEgoRNNModel`, the RGB model (reference 4.5): keys `resNet.*`, `weight_softmax` (registered as the
+  same Parameter as `resNet.fc.weight`), `lstm_cell.conv_{i,f,c,o}_{xx,hh}.*`, `fc.*` and the duplicate
+  `classifier.1.*`.
+- `TorchFlowResNet`, the flow network `flow_resnet34` (reference 4.2): torchvision keys without a prefix and
+  `fc_action.*`.
+- `TorchEgoRNNTwoStream`, the joint two-stream model (reference 4.4): `flowModel.*`, `frameModel.*`, `fc2.*`
+  and the duplicate `classifier.1.*`.
 Clip time-major (T, B, 3, H, W) like the authors' forward; states zero-initialised; any spatial size.
 """
 
@@ -12,6 +17,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lsta_jax.reference.torch_resnet import TorchResNet
 
 
 class TorchConvLSTMCell(nn.Module):
@@ -50,8 +57,6 @@ class TorchEgoRNNModel(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         dropout_rate: float = 0.7,
     ) -> None:
-        from lsta_jax.reference.torch_resnet import TorchResNet
-
         super().__init__()
         self.mem_size = mem_size
         self.resNet = TorchResNet(tuple(stage_sizes), tuple(widths), num_classes=attention_classes)
@@ -88,3 +93,63 @@ class TorchEgoRNNModel(nn.Module):
             "attention_class": torch.stack(classes),
             "frame_features": torch.stack(frame_feats),
         }
+
+
+class TorchFlowResNet(TorchResNet):
+    """ego-rnn's `flow_resnet34` (reference 4.2): torchvision ResNet on (B, 2L, H, W) flow stacks, global
+    average pool, `dp` = Dropout(0.5), `fc_action`. State-dict keys: `conv1.*`, `bn1.*`, `layer{i}.{j}.*`,
+    `fc_action.{weight,bias}` (no `fc`). `forward(x)` returns `(fc_action(dp(x1)), x1)` like ego-rnn's, x1 the
+    pooled feature; `forward(x, details=True)` a dict adding `layer4` (B, K, h, w).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 61,
+        in_channels: int = 10,
+        stage_sizes: Sequence[int] = (3, 4, 6, 3),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        dropout_rate: float = 0.5,
+    ) -> None:
+        super().__init__(tuple(stage_sizes), tuple(widths), in_channels=in_channels, include_fc=False)
+        self.dp = nn.Dropout(dropout_rate)
+        self.fc_action = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor, details: bool = False):
+        _, layer4, _ = super().forward(x)
+        x1 = layer4.mean(dim=(2, 3))
+        logits = self.fc_action(self.dp(x1))
+        if not details:
+            return logits, x1
+        return {"logits": logits, "features": x1, "layer4": layer4}
+
+
+class TorchEgoRNNTwoStream(nn.Module):
+    """ego-rnn's `twoStreamAttentionModel` (reference 4.4): `flowModel` (TorchFlowResNet), `frameModel`
+    (TorchEgoRNNModel), `fc2` = Linear(K_flow + K_rgb, M), registered again as `classifier.1` after
+    Dropout(0.5).
+
+    `forward(flow (B, 2L, H, W), clip (T, B, 3, H, W))` returns the logits of
+    classifier(concat(flow x1, RGB feats)) (flow first), as ego-rnn's forward.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 61,
+        mem_size: int = 512,
+        in_channels: int = 10,
+        attention_classes: int = 1000,
+        stage_sizes: Sequence[int] = (3, 4, 6, 3),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        dropout_rate: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.flowModel = TorchFlowResNet(num_classes, in_channels, stage_sizes, widths)
+        self.frameModel = TorchEgoRNNModel(num_classes, mem_size, attention_classes, stage_sizes, widths)
+        self.fc2 = nn.Linear(widths[-1] + mem_size, num_classes)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.classifier = nn.Sequential(self.dropout, self.fc2)
+
+    def forward(self, flow: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+        _, flow_feats = self.flowModel(flow)
+        _, rgb_feats = self.frameModel(clip)
+        return self.classifier(torch.cat((flow_feats, rgb_feats), 1))

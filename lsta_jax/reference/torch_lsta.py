@@ -87,7 +87,9 @@ class TorchLSTAModel(nn.Module):
 
     `forward(clip)` with clip (T, B, 3, H, W) returns `(logits (B,M), feats (B,K))` like the authors'; with
     `details=True` it returns a dict adding `attention` (T, B, H', W') maps u_t, `attention_class` (T, B) k_t,
-    `pooling_class` (T, B) j_t and `frame_features` (T, B, K) (spatial means of the BN'd layer4).
+    `pooling_class` (T, B) j_t, `frame_features` (T, B, K) (spatial means of the BN'd layer4) and
+    `frame_maps` (T, B, K, H', W') (the BN'd layer4). `gate_biases` ({'x_flow_i': ..., ...}, each
+    broadcastable to (B, K, H', W')) go to every step of the cell, as the two-stream hooks of the authors'.
     """
 
     def __init__(
@@ -110,10 +112,10 @@ class TorchLSTAModel(nn.Module):
         self.fc = nn.Linear(mem_size, num_classes)
         self.classifier = nn.Sequential(self.dropout, self.fc)  # registers fc twice: classifier.1.* keys
 
-    def forward(self, clip: torch.Tensor, details: bool = False):
+    def forward(self, clip: torch.Tensor, details: bool = False, gate_biases: dict | None = None):
         steps = clip.shape[0]
         state_att = state_inp = None
-        maps, att_classes, pool_classes, frame_feats = [], [], [], []
+        maps, att_classes, pool_classes, frame_feats, frame_maps = [], [], [], [], []
         for t in range(steps):
             logit, feature_conv, x = self.resNet(clip[t])
             b, k, h, w = feature_conv.shape
@@ -124,8 +126,11 @@ class TorchLSTAModel(nn.Module):
             class_idx = logit.sort(1, True)[1][:, 0]
             rows = self.resNet.fc.weight[class_idx]  # (B, K), no bias
             cam = torch.bmm(rows.unsqueeze(1), feature_conv.view(b, k, h * w)).view(b, 1, h, w)
-            state_att, state_inp, _, u, j = self.lsta_cell(x, cam, state_att, state_inp)
+            state_att, state_inp, _, u, j = self.lsta_cell(
+                x, cam, state_att, state_inp, **(gate_biases or {})
+            )
             maps.append(u[:, 0])
+            frame_maps.append(feature_conv)
             att_classes.append(class_idx)
             pool_classes.append(j)
             frame_feats.append(feature_conv.mean(dim=(2, 3)))
@@ -140,4 +145,5 @@ class TorchLSTAModel(nn.Module):
             "attention_class": torch.stack(att_classes),
             "pooling_class": torch.stack(pool_classes),
             "frame_features": torch.stack(frame_feats),
+            "frame_maps": torch.stack(frame_maps),
         }

@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary:
-        keys = ("top1", "top5", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", "loss")
-        print("final eval: " + ", ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary))
+        from lsta_jax.train.metrics import REPORT_KEYS
+
+        print("final eval: " + ", ".join(f"{k} {summary[k]:.4f}" for k in REPORT_KEYS if k in summary))
     return 0
 
 

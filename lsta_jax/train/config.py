@@ -31,6 +31,9 @@ def default_config() -> ml_collections.ConfigDict:
             dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
             remat=False,
             variant="lsta",
+            verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
+            noun_classes=0,
+            head_bias_control="logits",  # how the activity logits bias the verb/noun heads
             # 'frozen': BatchNorm on its running statistics (the reference, both stages, from pre-trained
             # weights); 'train': batch statistics in training (a backbone trained from scratch). A run from
             # scratch with 'frozen' is refused (trainer.check_batchnorm_protocol).
@@ -92,6 +95,50 @@ def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.learning_rate = 1e-4
     c.num_epochs = 100
     c.lr_milestones = (25, 75)
+    return c
+
+
+#: dataset arg of the per-stream configs -> (tfds builder, activity classes, number of splits, default split)
+DATASETS: dict[str, tuple[str, int, int, int]] = {
+    "gtea61": ("gtea61", 61, 4, 2),
+    "gtea71": ("gtea71", 71, 4, 2),
+    "egtea": ("egtea_gaze_plus", 106, 3, 1),
+}
+
+
+def set_dataset(c: ml_collections.ConfigDict, dataset: str, split: int = 0) -> ml_collections.ConfigDict:
+    """Point `c.data` and `c.model.num_classes` at one of `DATASETS` (split 0 = its default split)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    builder, classes, splits, default = DATASETS[dataset]
+    split = split or default
+    if not 1 <= split <= splits:
+        raise ValueError(f"{dataset} has splits 1-{splits}, got {split}")
+    c.data.name = builder
+    c.data.builder_config = f"split{split}"
+    c.model.num_classes = classes
+    return c
+
+
+def set_toy(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The in-memory `toy` clips (8 classes; flow stacks with modality 'flow' / 'rgb+flow') and a small
+    backbone trained from scratch, so a two-stream pipeline runs end to end on a CPU in minutes (no paper
+    number; a config's own `c.model` keys that do not exist are left alone)."""
+    c.data.update(name="toy", builder_config="", num_train=256, num_eval=96, num_frames=6, crop_size=48)
+    c.data.resize_shorter = 48
+    small = dict(
+        num_classes=8,
+        backbone_stage_sizes=(1, 1, 1, 1),
+        backbone_widths=(16, 32, 32, 64),
+        mem_size=64,
+        c_cam_classes=16,
+        attention_classes=32,
+        summary_features=64,
+        flow_mem_size=64,
+    )
+    c.model.update({k: v for k, v in small.items() if k in c.model})
+    c.global_batch_size, c.eval_batch_size = 16, 32
+    c.log_every_steps, c.checkpoint_every_steps = 5, 200
     return c
 
 

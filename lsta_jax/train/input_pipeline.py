@@ -4,7 +4,9 @@
 process's slice of it), a factory of eval iterators (padded last batch with a `mask`), the class names and the
 number of steps per epoch. Datasets:
   `toy`        in-memory clips generated here (a coloured square moving in a class-specific direction over
-               noise); no files, used by the tests and as the demo's fallback;
+               noise); no files, used by the tests and as the demo's fallback; with
+               `config.data.modality='rgb+flow'` each clip also gets a flow stack (`toy_flow`) under `flow`,
+               and 'flow' batches hold only that stack;
   anything else a tfds builder of `lsta_jax.data` (`synthetic_ego`, `gtea61`, ...), read through its grain
                loaders.
 Train batches follow an epoch-wise permutation seeded by (seed, epoch) (`shuffle=True`) or the dataset order
@@ -32,15 +34,18 @@ class ArrayTrainIterator:
 
     def __init__(
         self,
-        clips: np.ndarray,
+        clips: np.ndarray | None,
         labels: np.ndarray,
         global_batch_size: int,
         seed: int,
         shuffle: bool = True,
         process_index: int | None = None,
         process_count: int | None = None,
+        extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.clips, self.labels = clips, labels
+        # more per-clip arrays batched alongside, e.g. {'flow': stacks}; `clips` None: only those
+        self.extra = dict(extra or {})
         self.process_index = jax.process_index() if process_index is None else process_index
         self.process_count = jax.process_count() if process_count is None else process_count
         if global_batch_size % self.process_count:
@@ -70,7 +75,8 @@ class ArrayTrainIterator:
         start = self.position * self.global_batch_size + self.process_index * local
         index = self._order()[start : start + local]
         self.position += 1
-        return {"clip": self.clips[index], "label": self.labels[index]}
+        clip = {} if self.clips is None else {"clip": self.clips[index]}
+        return clip | {"label": self.labels[index]} | {key: value[index] for key, value in self.extra.items()}
 
     def get_state(self) -> bytes:
         return json.dumps({"epoch": self.epoch, "position": self.position, "seed": self.seed}).encode()
@@ -88,13 +94,15 @@ class ArrayTrainIterator:
 
 
 def array_eval_batches(
-    clips: np.ndarray,
+    clips: np.ndarray | None,
     labels: np.ndarray,
     global_batch_size: int,
     process_index: int | None = None,
     process_count: int | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Per-process eval batches in order; the last global batch is padded and `mask` marks the real clips."""
+    """Per-process eval batches in order; the last global batch is padded and `mask` marks the real clips.
+    `extra` arrays (e.g. {'flow': stacks}) are batched alongside the clips."""
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     local = global_batch_size // process_count
@@ -104,7 +112,8 @@ def array_eval_batches(
         index = np.arange(lo, lo + local)
         mask = index < n
         index = np.where(mask, index, 0)
-        yield {"clip": clips[index], "label": labels[index], "mask": mask}
+        clip = {} if clips is None else {"clip": clips[index]}
+        yield clip | {"label": labels[index], "mask": mask} | {k: v[index] for k, v in (extra or {}).items()}
 
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -142,6 +151,37 @@ def toy_clips(
     return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD, labels
 
 
+# dense_flow's quantisation bound (reference 6): a flow value f is stored as round(255 (f + b) / (2 b)).
+TOY_FLOW_BOUND = 20.0
+
+
+def toy_flow(labels: np.ndarray, num_classes: int, size: int, seed: int, stack: int = 5) -> np.ndarray:
+    """Flow stacks (N, size, size, 2 * stack) for the toy classes, normalised like real flow images.
+
+    Each clip's square moves in its class direction (as in `toy_frames`) by `size` * 0.06 pixels per frame;
+    the x/y flow inside the square at each of the `stack` steps is that displacement, elsewhere small noise.
+    Values are quantised as dense_flow writes its JPEGs (bound 20, 0..255) and normalised with
+    `normalize_flow`.
+    """
+    from lsta_jax.data.transforms import normalize_flow
+
+    rng = np.random.default_rng([seed, 1])
+    n = len(labels)
+    flow = rng.normal(0.0, 0.3, size=(n, size, size, 2 * stack))
+    side = max(2, size // 5)
+    speed = size * 0.06
+    for i, c in enumerate(labels):
+        angle = 2 * np.pi * c / num_classes
+        dy, dx = np.sin(angle) * speed, np.cos(angle) * speed
+        start = rng.uniform(side, size - 2 * side, 2)
+        for j in range(stack):
+            y, x = np.clip(start + np.array([dy, dx]) * j, 0, size - side).astype(int)
+            flow[i, y : y + side, x : x + side, 2 * j] = dx
+            flow[i, y : y + side, x : x + side, 2 * j + 1] = dy
+    quantised = np.clip(np.round(255 * (flow + TOY_FLOW_BOUND) / (2 * TOY_FLOW_BOUND)), 0, 255)
+    return normalize_flow(quantised.astype(np.uint8))
+
+
 def make_data(config: Any) -> Data:
     """The `Data` bundle for `config.data` (see the module docstring)."""
     d = config.data
@@ -151,10 +191,19 @@ def make_data(config: Any) -> Data:
         )
         train_x, train_y = clips[: d.num_train], labels[: d.num_train]
         eval_x, eval_y = clips[d.num_train :], labels[d.num_train :]
-        train = ArrayTrainIterator(train_x, train_y, config.global_batch_size, config.seed, config.shuffle)
+        train_extra, eval_extra = {}, {}
+        modality = d.get("modality", "rgb")
+        if modality in ("flow", "rgb+flow"):  # a flow stack per clip (flow models, two-stream models)
+            flow = toy_flow(labels, config.model.num_classes, d.crop_size, 0)
+            train_extra, eval_extra = {"flow": flow[: d.num_train]}, {"flow": flow[d.num_train :]}
+            if modality == "flow":
+                train_x = eval_x = None
+        train = ArrayTrainIterator(
+            train_x, train_y, config.global_batch_size, config.seed, config.shuffle, extra=train_extra
+        )
         return Data(
             train=train,
-            make_eval=lambda: array_eval_batches(eval_x, eval_y, config.eval_batch_size),
+            make_eval=lambda: array_eval_batches(eval_x, eval_y, config.eval_batch_size, extra=eval_extra),
             class_names=[f"move_{i}" for i in range(config.model.num_classes)],
             steps_per_epoch=train.steps_per_epoch,
             num_train=len(train_y),

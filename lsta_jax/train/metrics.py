@@ -6,6 +6,13 @@ turns the total into top-1, top-5, mean class accuracy (the mean of the per-clas
 present), per-class accuracy and, from class names `verb_noun`, verb and noun accuracies: the predicted and
 true activity names are split at the FIRST '_' (reference section 8, LSTA#1: multi-object nouns such as
 `ketchup,hotdog,bread` stay one noun class) and a clip counts as a verb hit when both verbs agree.
+
+A model with multi-task heads adds `multitask_sums` (the EPIC-KITCHENS challenge's metrics):
+`verb_top1/top5`, `noun_top1/top5`, `action_top1/top5` (the action of the challenge: the (verb, noun) pair,
+scored by the product of the two heads' softmaxes, NOT the activity head, whose accuracy stays `top1`), and
+`*_mean_class_recall` (the mean of the per-class recalls over the classes present in the split; the
+challenge's leaderboard averages over its "many-shot" classes only, which needs the training-set class counts
+and is not done here).
 """
 
 from __future__ import annotations
@@ -18,6 +25,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# The summary entries the commands print (those present): activity head, then the multi-task challenge metrics
+REPORT_KEYS = (
+    "top1",
+    "top5",
+    "mean_class_accuracy",
+    "verb_accuracy",
+    "noun_accuracy",
+    *(f"{t}_{m}" for t in ("verb", "noun", "action") for m in ("top1", "top5", "mean_class_recall")),
+    "loss",
+)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -44,6 +62,67 @@ def batch_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = No
         "count": jnp.sum(weight),
         "confusion": jnp.einsum("bi,bj->ij", true_1h, pred_1h, precision=jax.lax.Precision.HIGHEST),
     }
+
+
+def multitask_sums(
+    verb_logits: jax.Array,
+    noun_logits: jax.Array,
+    verbs: jax.Array,
+    nouns: jax.Array,
+    mask: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """The EPIC-KITCHENS challenge's sums of the multi-task heads: `batch_sums` of the verb and of the noun
+    head (keys prefixed `verb_`, `noun_`) and of the action = (verb, noun) pair scored as the product of the
+    two softmaxes (the challenge's rule): `action_correct1` (both top-1 right), `action_correct5` (the true
+    pair among the 5 most probable pairs), per-pair `action_hits` and `action_support` (V*N,) for the
+    class-mean recall."""
+    sums = {f"verb_{k}": v for k, v in batch_sums(verb_logits, verbs, mask).items()}
+    sums.update({f"noun_{k}": v for k, v in batch_sums(noun_logits, nouns, mask).items()})
+    num_nouns = noun_logits.shape[-1]
+    num_pairs = verb_logits.shape[-1] * num_nouns
+    weight = jnp.ones(verbs.shape, jnp.float32) if mask is None else mask.astype(jnp.float32)
+    pair_prob = (
+        jax.nn.softmax(verb_logits.astype(jnp.float32), -1)[:, :, None]
+        * jax.nn.softmax(noun_logits.astype(jnp.float32), -1)[:, None, :]
+    ).reshape(verbs.shape[0], num_pairs)
+    true_pair = verbs.astype(jnp.int32) * num_nouns + nouns.astype(jnp.int32)
+    hit1 = (jnp.argmax(pair_prob, -1) == true_pair).astype(jnp.float32) * weight
+    top5 = jax.lax.top_k(pair_prob, min(5, num_pairs))[1]
+    hit5 = jnp.any(top5 == true_pair[:, None], -1).astype(jnp.float32) * weight
+    sums.update(
+        action_correct1=jnp.sum(hit1),
+        action_correct5=jnp.sum(hit5),
+        action_hits=jax.ops.segment_sum(hit1, true_pair, num_pairs),
+        action_support=jax.ops.segment_sum(weight, true_pair, num_pairs),
+    )
+    return sums
+
+
+def multitask_summary(sums: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """verb, noun and action top-1, top-5 and class-mean recall (mean over the classes present) from
+    `multitask_sums`; verb and noun also their loss. Empty without multi-task sums."""
+    if "verb_count" not in sums:
+        return {}
+    result = {}
+    for task in ("verb", "noun"):
+        part = summarize({k.removeprefix(f"{task}_"): v for k, v in sums.items() if k.startswith(f"{task}_")})
+        result.update(
+            {
+                f"{task}_top1": part["top1"],
+                f"{task}_top5": part["top5"],
+                f"{task}_mean_class_recall": part["mean_class_accuracy"],
+                f"{task}_loss": part["loss"],
+            }
+        )
+    count = float(sums["verb_count"])
+    support = np.asarray(sums["action_support"], np.float64)
+    present = support > 0
+    result["action_top1"] = float(sums["action_correct1"]) / count
+    result["action_top5"] = float(sums["action_correct5"]) / count
+    result["action_mean_class_recall"] = float(
+        np.mean(np.asarray(sums["action_hits"], np.float64)[present] / support[present])
+    )
+    return result
 
 
 def add_sums(total: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -86,6 +165,7 @@ def summarize(sums: Mapping[str, np.ndarray], class_names: Sequence[str] | None 
         same_noun = np.asarray([[a == b for b in nouns] for a in nouns])
         result["verb_accuracy"] = float((confusion * same_verb).sum() / count)
         result["noun_accuracy"] = float((confusion * same_noun).sum() / count)
+    result.update(multitask_summary(sums))
     return result
 
 

@@ -1,4 +1,6 @@
-"""The reference optimiser, its learning-rate schedule and the per-stage trainable sets (reference section 5).
+"""The reference optimiser, its learning-rate schedule and the per-stage trainable sets (reference section 5);
+ego-rnn's SGD (`torch_sgd`) and per-parameter learning-rate factors (`lr_scales`) for its flow and two-stream
+protocols (reference 4.2, 4.4).
 
 The authors train with `torch.optim.Adam(params, lr, weight_decay=5e-4, eps=1e-4)` under PyTorch 0.3.1 and
 `MultiStepLR(milestones, gamma)` stepped at the START of every epoch. Both differ from their optax namesakes:
@@ -31,18 +33,27 @@ import optax
 # Parameter paths are '/'-joined Flax names, e.g. 'lsta_cell/conv_i_x/kernel', 'resNet/layer4_0/conv1/kernel'.
 # Trainable sets per stage (reference section 5 and 9). `all` is for training from scratch (no ImageNet
 # weights): every parameter that can receive a gradient.
+# The multi-task heads (`models/heads.py`: fc_verb, fc_noun, action_to_*) train with the activity `fc`.
+HEADS = (r"fc_(verb|noun)/.*", r"action_to_(verb|noun)/.*")
 STAGE_TRAINABLE: dict[str, tuple[str, ...]] = {
-    "stage1": (r"lsta_cell/.*", r"fc/.*"),
+    "stage1": (r"lsta_cell/.*", r"fc/.*", *HEADS),
     "stage2": (
         r"lsta_cell/.*",
         r"fc/.*",
+        *HEADS,
         r"resNet/layer4_\d+/conv[12]/kernel",
         r"resNet/fc/.*",
     ),
     "all": (r".*",),
 }
 # Never updated by the reference in any stage: they only influence an argmax, so they never get a gradient.
-NEVER_TRAINED: tuple[str, ...] = (r"lsta_cell/coupling_fc/.*", r"resNet/fc/bias")
+# Also inside a bigger model (prefix `frameModel/` etc.); `resNet/fc_action/bias` is the same for the motion
+# stream's verb selector (`lsta_flow`), whose bias only shifts the selection scores.
+NEVER_TRAINED: tuple[str, ...] = (
+    r"(?:.+/)?lsta_cell/coupling_fc/.*",
+    r"(?:.+/)?resNet/fc/bias",
+    r"(?:.+/)?resNet/fc_action/bias",
+)
 
 
 def param_path(path: Sequence[Any]) -> str:
@@ -90,6 +101,20 @@ def multistep_lr(
         epoch = (jnp.asarray(count) // steps_per_epoch).astype(jnp.float32)
         passed = jnp.sum((marks <= epoch).astype(jnp.int32))
         return base_lr * jnp.power(jnp.float32(gamma), passed.astype(jnp.float32))
+
+    return schedule
+
+
+def exponential_lr(base_lr: float, gamma: float, steps_per_epoch: int) -> Callable[[jax.Array], jax.Array]:
+    """lr x gamma every epoch (PyTorch's StepLR(step_size=1) / ExponentialLR stepped at the start of each
+    epoch): update n lies in epoch e = n // steps_per_epoch and uses base_lr * gamma^e (the paper's two-stream
+    training: lr 0.01 "reduced by 0.99 after each epoch", section 6.2)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+
+    def schedule(count: jax.Array) -> jax.Array:
+        epoch = (jnp.asarray(count) // steps_per_epoch).astype(jnp.float32)
+        return base_lr * jnp.power(jnp.float32(gamma), epoch)
 
     return schedule
 
@@ -191,18 +216,78 @@ def apply_updates(params: Any, updates: Any, mask: Any) -> Any:
     return jax.tree_util.tree_map(lambda p, u, m: (p + u).astype(p.dtype) if m else p, params, updates, mask)
 
 
+def torch_sgd(
+    learning_rate: float | Callable[[jax.Array], jax.Array], momentum: float = 0.9, weight_decay: float = 5e-4
+) -> optax.GradientTransformation:
+    """`torch.optim.SGD(lr, momentum, weight_decay)` (no dampening, no Nesterov), ego-rnn's flow and
+    two-stream optimiser (reference 4.2, 4.4): g <- g + weight_decay * p; b <- momentum * b + g (b_1 = g);
+    p <- p - lr * b."""
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.trace(decay=momentum, nesterov=False),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def lr_scale_tree(params: Any, lr_scales: Sequence[tuple[str, float]]) -> Any:
+    """Per-parameter learning-rate factors: the factor of the first `(regex, factor)` whose regex matches the
+    parameter path in full, else 1.0 (PyTorch's parameter groups with their own lr)."""
+    rules = [(re.compile(pattern), float(factor)) for pattern, factor in lr_scales]
+
+    def factor(path: Sequence[Any], _: Any) -> float:
+        name = param_path(path)
+        return next((f for pattern, f in rules if pattern.fullmatch(name)), 1.0)
+
+    return jax.tree_util.tree_map_with_path(factor, params)
+
+
+def scale_by_tree(factors: Any) -> optax.GradientTransformation:
+    """Multiply each update by its leaf of `factors` (a pytree of floats shaped like the params)."""
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        return jax.tree_util.tree_map(lambda u, f: u * f, updates, factors), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(
     config: Any, params: Any, steps_per_epoch: int
 ) -> tuple[optax.GradientTransformation, Any, Callable[[jax.Array], jax.Array]]:
     """(optimizer, trainable mask, lr schedule) from a training config.
 
-    Config fields: `trainable` (stage name or regex list), `learning_rate`, `lr_milestones` (epochs),
-    `lr_gamma`, `weight_decay`, `adam_b1`, `adam_b2`, `adam_eps`. Gradient accumulation happens inside the
-    train step (one update per global batch), so the schedule counts updates = steps.
+    Config fields: `trainable` (stage name or regex list), `learning_rate`, `lr_schedule` ('multistep'
+    (default): x `lr_gamma` at each of `lr_milestones` (epochs); 'exponential': x `lr_gamma` every epoch),
+    `lr_gamma`, `weight_decay`; `optimizer`: 'adam' (default, the reference's, with `adam_b1`, `adam_b2`,
+    `adam_eps`) or 'sgd' (`torch_sgd` with `momentum`, ego-rnn's); `lr_scales`: optional
+    ((regex, factor), ...) giving matching parameters lr * factor (a parameter group with its own lr; the
+    schedule scales it alike).
+    Gradient accumulation happens inside the train step (one update per global batch), so the schedule
+    counts updates = steps.
     """
     mask = trainable_mask(params, config.trainable)
-    schedule = multistep_lr(config.learning_rate, config.lr_milestones, config.lr_gamma, steps_per_epoch)
-    inner = reference_adam(
-        schedule, weight_decay=config.weight_decay, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps
-    )
-    return masked_optimizer(inner, mask), mask, schedule
+    schedule_kind = config.get("lr_schedule", "multistep")
+    if schedule_kind == "multistep":
+        schedule = multistep_lr(config.learning_rate, config.lr_milestones, config.lr_gamma, steps_per_epoch)
+    elif schedule_kind == "exponential":
+        schedule = exponential_lr(config.learning_rate, config.lr_gamma, steps_per_epoch)
+    else:
+        raise ValueError(f"config.lr_schedule {schedule_kind!r}: expected 'multistep' or 'exponential'")
+    kind = config.get("optimizer", "adam")
+    if kind == "adam":
+        inner = reference_adam(
+            schedule,
+            weight_decay=config.weight_decay,
+            b1=config.adam_b1,
+            b2=config.adam_b2,
+            eps=config.adam_eps,
+        )
+    elif kind == "sgd":
+        inner = torch_sgd(schedule, momentum=config.get("momentum", 0.9), weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"config.optimizer {kind!r}: expected 'adam' or 'sgd'")
+    tx = masked_optimizer(inner, mask)
+    lr_scales = tuple(config.get("lr_scales", None) or ())
+    if lr_scales:  # after the mask: frozen leaves have zero updates, scaled or not
+        tx = optax.chain(tx, scale_by_tree(lr_scale_tree(params, lr_scales)))
+    return tx, mask, schedule

@@ -20,7 +20,7 @@ class DatasetNotBuilt(FileNotFoundError):
     """A dataset that needs raw files was neither built before nor given `config.data.manual_dir`."""
 
 
-def _builder(config: Any) -> Any:
+def dataset_builder(config: Any) -> Any:
     """`lsta_jax.data.build` of config.data (built on first use, reused afterwards).
 
     A dataset built from raw frames (every builder but the synthetic ones) that is not built yet and has no
@@ -57,10 +57,18 @@ def make_data(config: Any) -> Data:
                 f"lsta_jax.data has no {name}: dataset {config.data.name!r} cannot be loaded yet"
             )
     d = config.data
-    builder = _builder(config)
+    builder = dataset_builder(config)
     train_source = builder.as_data_source(split=d.train_split)
     eval_source = builder.as_data_source(split=d.eval_split)
-    class_names = data_lib.class_names(builder)
+    label_key = d.get("label_key", "label")
+    if label_key in ("label", "verb", "noun"):  # ClassLabel features: the names of what is trained
+        class_names = data_lib.class_names(builder, label_key)
+    else:  # e.g. 'verb_label' (GTEA's action_label.txt ids): numbered, `model.num_classes` must be set
+        if config.model.num_classes <= 0:
+            raise ValueError(
+                f"config.data.label_key {label_key!r} has no class names: set config.model.num_classes"
+            )
+        class_names = [str(i) for i in range(config.model.num_classes)]
     geometry = dict(
         num_frames=d.num_frames,
         crop_size=d.crop_size,
@@ -79,7 +87,12 @@ def make_data(config: Any) -> Data:
     return Data(
         train=iter(train),
         make_eval=lambda: iter(
-            data_lib.make_eval_loader(eval_source, global_batch_size=config.eval_batch_size, **geometry)
+            data_lib.make_eval_loader(
+                eval_source,
+                global_batch_size=config.eval_batch_size,
+                flow_segments=d.get("flow_segments", 1),
+                **geometry,
+            )
         ),
         class_names=class_names,
         steps_per_epoch=max(1, len(train_source) // config.global_batch_size),

@@ -9,7 +9,8 @@ batch). BatchNorm runs on its running statistics (the reference calls `model.tra
 the model's `batchnorm` attribute is 'train' (ego-rnn's flow protocol, training from scratch): then the step
 uses batch statistics and carries the updated running statistics in the state. Dropout is stochastic with
 key fold_in(rng, step), so a resumed run draws the same masks. Initialisation order: resume
-(WORKDIR/checkpoints) > `config.init_from` (a stage-1 workdir or a converted model directory) > scratch.
+(WORKDIR/checkpoints) > `config.init_from` (a stage-1 workdir or a converted model directory; two-stream
+models also `config.init_from_rgb` / `init_from_flow`, grafted into `frameModel` / `flowModel`) > scratch.
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """Variables from `config.init_from`: a training workdir or model directory.
 
     Of kind lsta_rgb: the whole tree (stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint); of a
-    ResNet kind: grafted into resNet.
+    ResNet kind: grafted into resNet, or for a flow network (no resNet) into its top-level backbone with the
+    cross-modality conv1 (`convert.ego_rnn_flow.flow_init_from_resnet`); of kind egornn_flow into another
+    kind (the verb-trained network of the motion stream's stage (a) -> `lsta_flow`): grafted into resNet.
     """
     path = Path(config.init_from)
     meta = (
@@ -152,7 +155,13 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     )
     _, source = load_model(path, which=config.init_which)
     source = {k: v for k, v in source.items() if k in ("params", "batch_stats")}
-    if meta.get("kind", "").startswith("resnet"):
+    if meta.get("kind", "").startswith("resnet") and "resNet" not in variables["params"]:
+        # a flow network (top-level backbone): ego-rnn's ImageNet initialisation, cross-modality conv1
+        from lsta_jax.convert.ego_rnn_flow import flow_init_from_resnet
+
+        return graft(variables, flow_init_from_resnet(variables, source), str(path))
+    kind = meta.get("kind", "")
+    if kind.startswith("resnet") or (kind == "egornn_flow" and config.model.kind != kind):
         merged = {k: dict(v) for k, v in variables.items()}
         for collection in ("params", "batch_stats"):
             merged[collection]["resNet"] = graft(
@@ -160,6 +169,53 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
             )
         return merged
     return graft(variables, source, str(path))
+
+
+def selector_classes_of_init(config: Any) -> int:
+    """The verb classes of the motion stream that initialises this model (`model.verb_classes` = 0): the
+    `num_classes` of a stage-(a) `egornn_flow` (`init_from`), or the `verb_classes` of an `lsta_flow`
+    (`init_from`, `init_from_flow`)."""
+    from lsta_jax.checkpoint import read_model_json
+
+    for field in ("init_from_flow", "init_from"):
+        if config.get(field, ""):
+            source = read_model_json(config.get(field))["config"]
+            return int(source.get("verb_classes", source["num_classes"]))
+    raise ValueError(
+        "config.model.verb_classes is 0 (take it from the motion stream's initialisation) but neither "
+        "config.init_from nor config.init_from_flow is set: set one, or --config.model.verb_classes=N"
+    )
+
+
+#: config fields grafting a trained single-stream workdir or model directory into a two-stream model's subtree
+STREAM_INIT_FIELDS = {"init_from_rgb": "frameModel", "init_from_flow": "flowModel"}
+
+
+def stream_inits(config: Any) -> dict[str, str]:
+    """{field: path} of the `STREAM_INIT_FIELDS` set in `config` (absent fields count as unset)."""
+    return {field: str(config.get(field, "")) for field in STREAM_INIT_FIELDS if config.get(field, "")}
+
+
+def load_stream_inits(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """Graft `config.init_from_rgb` into `frameModel` and `config.init_from_flow` into `flowModel`.
+
+    Each source (training workdir, `config.init_which`, or model directory) must have exactly that subtree's
+    structure and shapes (e.g. a `convlstm_rgb` run into an ego-rnn two-stream model), else a clear error.
+    """
+    merged = {k: dict(v) for k, v in variables.items()}
+    for field, path in stream_inits(config).items():
+        subtree = STREAM_INIT_FIELDS[field]
+        if subtree not in variables["params"]:
+            raise ValueError(f"config.{field} = {path}: this model has no {subtree} to initialise")
+        _, source = load_model(path, which=config.init_which)
+        for collection in ("params", "batch_stats"):
+            if subtree in variables.get(collection, {}):
+                merged[collection][subtree] = graft(
+                    variables[collection][subtree],
+                    source.get(collection, {}),
+                    f"{path} ({collection}, for {subtree})",
+                )
+    return merged
 
 
 def create_train_state(
@@ -259,8 +315,15 @@ def eval_step(
     variables: dict[str, Any], batch: dict[str, jax.Array], *, model: nn.Module
 ) -> dict[str, jax.Array]:
     """(sum, count) metrics of one eval batch (mask marks real clips; padding counts zero)."""
-    logits = model.apply(variables, **model_inputs(batch))["logits"]
-    return metrics_lib.batch_sums(logits, batch["label"], batch.get("mask"))
+    out = model.apply(variables, **model_inputs(batch))
+    sums = metrics_lib.batch_sums(out["logits"], batch["label"], batch.get("mask"))
+    if "verb_logits" in out and "verb" in batch and "noun" in batch:  # multi-task heads: challenge metrics
+        sums.update(
+            metrics_lib.multitask_sums(
+                out["verb_logits"], out["noun_logits"], batch["verb"], batch["noun"], batch.get("mask")
+            )
+        )
+    return sums
 
 
 @dataclasses.dataclass
@@ -372,6 +435,8 @@ def train_and_evaluate(
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
         config.model.num_classes = len(data.class_names)
+    if config.model.get("verb_classes", None) == 0:  # a motion stream's selector: from its initialisation
+        config.model.verb_classes = selector_classes_of_init(config)
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
@@ -382,8 +447,10 @@ def train_and_evaluate(
     resume_step = manager.latest_step()
     check_batchnorm_protocol(model, config, from_scratch=resume_step is None and not config.init_from)
     initial = None
-    if resume_step is None and config.init_from:
-        initial = load_init(config, init_variables(model, config, jax.random.PRNGKey(config.seed)))
+    if resume_step is None and (config.init_from or stream_inits(config)):
+        initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
+        initial = load_init(config, initial) if config.init_from else initial
+        initial = load_stream_inits(config, initial)
     state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
     if resume_step is not None:
         abstract_model, abstract_train = jax.tree_util.tree_map(
@@ -422,7 +489,12 @@ def train_and_evaluate(
         how = (
             f"resumed at step {start_step}"
             if resume_step is not None
-            else (f"initialised from {config.init_from}" if config.init_from else "initialised from scratch")
+            else (
+                "initialised from "
+                + ", ".join(filter(None, [config.init_from, *stream_inits(config).values()]))
+                if config.init_from or stream_inits(config)
+                else "initialised from scratch"
+            )
         )
         print(
             f"lsta_jax.train: {how}; {num_steps} steps ({steps_per_epoch}/epoch) of "
