@@ -171,6 +171,11 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     return graft(variables, source, str(path))
 
 
+# kinds whose `verb_classes` is a motion stream's selector (0 = read it from the initialisation); for the RGB
+# kinds `verb_classes` = 0 means "no multi-task heads" (the default config's value)
+MOTION_SELECTOR_KINDS = ("lsta_flow", "lsta_two_stream")
+
+
 def selector_classes_of_init(config: Any) -> int:
     """The verb classes of the motion stream that initialises this model (`model.verb_classes` = 0): the
     `num_classes` of a stage-(a) `egornn_flow` (`init_from`), or the `verb_classes` of an `lsta_flow`
@@ -435,8 +440,8 @@ def train_and_evaluate(
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
         config.model.num_classes = len(data.class_names)
-    if config.model.get("verb_classes", None) == 0:  # a motion stream's selector: from its initialisation
-        config.model.verb_classes = selector_classes_of_init(config)
+    if config.model.get("verb_classes", None) == 0 and config.model.kind in MOTION_SELECTOR_KINDS:
+        config.model.verb_classes = selector_classes_of_init(config)  # from the motion stream
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
