@@ -11,6 +11,7 @@ checkpoint of another structure fails loudly instead of restoring into the wrong
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,31 @@ import orbax.checkpoint as ocp
 from lsta_jax.models.registry import create_model, example_input
 
 MODEL_JSON = "lsta_jax_model.json"
+CHECKPOINTS = (
+    "checkpoints"  # a training workdir's orbax CheckpointManager directory (lsta_jax.train.checkpoints)
+)
+BEST_JSON = "best.json"
 VARIABLES_DIR = "variables"
 FORMAT_VERSION = 1
+
+
+class _DropMissingMetadataWarning(logging.Filter):
+    """orbax warns "Metadata file does not exist" whenever it reads an item directory of a CheckpointManager
+    step (`checkpoints/<step>/model`) on its own, which is what `load_model` does: expected, not a problem,
+    so it is kept from the user's console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Metadata file does not exist")
+
+
+def silence_orbax_metadata_warnings() -> None:
+    """Install the filter on absl's logger (through which orbax logs) once; idempotent."""
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _DropMissingMetadataWarning) for f in logger.filters):
+        logger.addFilter(_DropMissingMetadataWarning())
+
+
+silence_orbax_metadata_warnings()
 
 
 def parameter_count(tree: Any) -> int:
@@ -122,9 +146,7 @@ def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict
     target = abstract_variables(model, meta["kind"], meta["config"])
     if (path / VARIABLES_DIR).is_dir():
         variables = restore_variables(path / VARIABLES_DIR, target)
-    elif (path / "checkpoints").is_dir():
-        from lsta_jax.train.checkpoints import restore_model_variables
-
+    elif (path / CHECKPOINTS).is_dir():
         variables = restore_model_variables(path, target, which=which)
     else:
         raise FileNotFoundError(f"{path} has {MODEL_JSON} but neither {VARIABLES_DIR}/ nor checkpoints/")
@@ -134,3 +156,39 @@ def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict
 def load_class_names(path: str | Path) -> list[str] | None:
     """Class names stored with a model directory or workdir (None when it holds none)."""
     return read_model_json(path).get("class_names")
+
+
+def checkpoint_steps(workdir: str | Path) -> list[int]:
+    """Steps with a finished checkpoint under WORKDIR/checkpoints, ascending."""
+    directory = Path(workdir) / CHECKPOINTS
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / "model").is_dir())
+
+
+def resolve_step(workdir: str | Path, which: str | int = "latest") -> int:
+    """'latest' | 'best' | step number -> an existing checkpoint step of the workdir (clear error if none)."""
+    steps = checkpoint_steps(workdir)
+    if not steps:
+        raise FileNotFoundError(f"{workdir}: no checkpoints under {Path(workdir) / CHECKPOINTS}")
+    if which == "latest":
+        return steps[-1]
+    if which == "best":
+        path = Path(workdir) / CHECKPOINTS / BEST_JSON
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: this workdir was never evaluated, use 'latest'")
+        step = int(json.loads(path.read_text())["step"])
+    else:
+        step = int(which)
+    if step not in steps:
+        raise FileNotFoundError(f"{workdir}: no checkpoint for step {step}; available: {steps}")
+    return step
+
+
+def restore_model_variables(workdir: str | Path, target: Any, which: str | int = "latest") -> dict[str, Any]:
+    """{'params', 'batch_stats'} of a training workdir's checkpoint ('latest', 'best' or a step).
+
+    Called by `load_model`; restores against `target` and fails on a structure mismatch.
+    """
+    step = resolve_step(workdir, which)
+    return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target))

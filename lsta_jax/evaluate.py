@@ -12,6 +12,10 @@ Late fusion (the paper's "two stream late fusion", ego-rnn's `eval-run-twoStream
 FLOW` beside an RGB `--checkpoint` scores every clip with 0.5 * (flow logits averaged over `--flow-segments`
 stacks, default 10) + 0.5 * (RGB logits), raw logits (`lsta_jax.models.two_stream.late_fusion`); the summary
 adds each stream's own top-1 (`rgb_top1`, `flow_top1`).
+When the evaluation data carry ground-truth boxes (`synthetic_ego`) and the model returns attention maps, the
+pointing-game score (`lsta_jax.pointing`: the map's argmax cell on the hand or the target object, one cell of
+tolerance) is computed too and written beside top-1 as `pointing_game` (with `pointing_frames`, the frames
+counted).
 """
 
 from __future__ import annotations
@@ -42,11 +46,40 @@ def evaluate_checkpoint(
         {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     )
     summary = metrics_lib.summarize(trainer.evaluate(steps, variables, data.make_eval()), class_names)
+    summary.update(attention_pointing(model, variables, data.make_eval()) or {})
     if jax.process_index() == 0:
         out = Path(output) if output else Path(checkpoint) / f"eval_{which}"
         trainer.write_eval_outputs(out, dict(summary), class_names, which)
         summary["output"] = str(out)
     return summary
+
+
+def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, Any] | None:
+    """{'pointing_game', 'pointing_frames'} of the model's attention maps over eval batches that carry
+    `boxes`; None when the batches have no boxes or the model no `attention` output. Padding is skipped."""
+    import jax
+    import numpy as np
+
+    from lsta_jax.pointing import pointing_game, pointing_hits
+
+    forward = jax.jit(lambda v, clip: model.apply(v, clip=clip).get("attention"))
+    hits, counted = [], []
+    for batch in batches:
+        if "boxes" not in batch:
+            return None
+        attention = forward(variables, batch["clip"])
+        if attention is None:
+            return None
+        h, c = pointing_hits(np.asarray(attention), batch["boxes"])
+        real = np.asarray(batch.get("mask", np.ones(len(h), bool)))[:, None]
+        hits.append(h & real)
+        counted.append(c & real)
+    if not hits:
+        return None
+    return {
+        "pointing_game": pointing_game(np.concatenate(hits), np.concatenate(counted)),
+        "pointing_frames": int(np.concatenate(counted).sum()),
+    }
 
 
 def _input_name(model: Any) -> str:
@@ -200,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lsta_jax.train.metrics import REPORT_KEYS
 
-    keys = (*REPORT_KEYS, "count", "rgb_top1", "flow_top1")
+    keys = (*REPORT_KEYS, "pointing_game", "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0

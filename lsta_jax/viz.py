@@ -11,7 +11,9 @@ ImageNet normalisation undone.
 - `overlay_clip(frames, attention)` -> (T, H, W, 3) uint8 blended frames;
 - `save_strip(path, frames, overlays)`: a PNG, top row evenly spaced frames, bottom row their overlays;
 - `save_gif(path, overlays)`: an animated GIF over all sampled frames;
-- `write_overlays(directory, stem, frames, attention)`: both, for `predict`;
+- `write_overlays(directory, stem, frames, attention, boxes=None)`: both, for `predict`; with `boxes`
+  (T, K, 4) ground-truth boxes (y0, x0, y1, x1) in units of the frame (`synthetic_ego`: hand, target,
+  confuser) are outlined on the frames and the overlays (`draw_boxes`, colours `BOX_COLOURS`);
 - `write_two_stream_overlays(directory, stem, frames, attention, stack_frames, flow_attention)`: the paper's
   Fig. 2 rows 5-6 for a two-stream model: the RGB stream's maps on its frames and the motion stream's map on
   the RGB frames of its flow stack, one PNG.
@@ -31,6 +33,7 @@ DEFAULT_ALPHA = 0.5
 STRIP_GAP = 4
 TITLE_HEIGHT = 16
 MIN_TILE = 128
+BOX_COLOURS = ((255, 255, 255), (0, 230, 0), (255, 40, 40))  # hand white, target green, confuser red
 
 
 def denormalize(
@@ -148,12 +151,39 @@ def save_gif(path: str | Path, overlays: np.ndarray, duration_ms: int = 160) -> 
     return path
 
 
+def draw_boxes(
+    frames: np.ndarray, boxes: np.ndarray, colours: tuple[tuple[int, int, int], ...] = BOX_COLOURS
+) -> np.ndarray:
+    """Outline boxes on frames: frames (T, H, W, 3) uint8, boxes (T, K, 4) as (y0, x0, y1, x1) in units of
+    the frame (parts outside it are clipped; an all-zero box is skipped). Box k gets colours[k]."""
+    frames = np.asarray(frames)
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.ndim != 3 or boxes.shape[0] != frames.shape[0] or boxes.shape[-1] != 4:
+        raise ValueError(f"need boxes (T, K, 4) for {frames.shape[0]} frames, got {boxes.shape}")
+    height, width = frames.shape[1:3]
+    out = []
+    for frame, frame_boxes in zip(frames, boxes, strict=True):
+        image = Image.fromarray(frame)
+        draw = ImageDraw.Draw(image)
+        for k, (y0, x0, y1, x1) in enumerate(frame_boxes):
+            if not np.any(frame_boxes[k]) or y1 <= 0 or x1 <= 0 or y0 >= 1 or x0 >= 1:
+                continue
+            corners = [x0 * width, y0 * height, x1 * width - 1, y1 * height - 1]
+            corners = [
+                float(np.clip(v, 0, (width if i % 2 == 0 else height) - 1)) for i, v in enumerate(corners)
+            ]
+            draw.rectangle(corners, outline=colours[k % len(colours)])
+        out.append(np.asarray(image))
+    return np.stack(out)
+
+
 def write_overlays(
     directory: str | Path,
     stem: str,
     frames: np.ndarray,
     attention: np.ndarray,
     *,
+    boxes: np.ndarray | None = None,
     title: str | None = None,
     count: int = 5,
     alpha: float = DEFAULT_ALPHA,
@@ -165,12 +195,15 @@ def write_overlays(
     For a clip as the model saw it pass `denormalize(clip)`; a model on other inputs (e.g. a motion stream on
     flow) passes the RGB frames its inputs come from. Frames smaller than `min_tile` pixels are first
     enlarged by the integer factor `tile_factor(H, W, min_tile)` (nearest neighbour), so that small clips
-    stay visible; the map is then upsampled to the enlarged frame.
+    stay visible; the map is then upsampled to the enlarged frame. `boxes` (T, K, 4), if given, are drawn
+    on both rows (`draw_boxes`).
     """
     factor = tile_factor(*frames.shape[1:3], min_tile)
     if factor > 1:
         frames = np.repeat(np.repeat(frames, factor, axis=1), factor, axis=2)
     overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
+    if boxes is not None:
+        frames, overlays = draw_boxes(frames, boxes), draw_boxes(overlays, boxes)
     directory = Path(directory)
     png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)
     gif = save_gif(directory / f"{stem}.gif", overlays)

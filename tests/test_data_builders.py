@@ -164,7 +164,7 @@ def test_epic_missing_frames_name_the_row(tmp_path):
 
 
 def test_synthetic_is_deterministic_and_balanced(tmp_path):
-    options = dict(num_train=24, num_test=12, num_frames=6, frame_size=32, seed=3)
+    options = dict(num_train=24, num_test=12, num_frames=6, frame_size=32, num_nouns=2, seed=3)
     a = D.build("synthetic_ego", tmp_path / "a", **options)
     b = D.build("synthetic_ego", tmp_path / "b", **options)
     c = D.build("synthetic_ego", tmp_path / "c", **dict(options, seed=4))
@@ -193,7 +193,10 @@ def test_synthetic_export_and_command_line(tmp_path, capsys):
         video = D.load_clip(entry["mp4"], num_frames=7, size=48, resize_shorter=48)
         assert clip.shape == video.shape == (7, 48, 48, 3)
         assert np.abs(clip - video).mean() < 0.2  # same content, lossy mpeg4
-    assert main(["synthetic_ego", "--data_dir", str(tmp_path / "tfds"), "--num-train", "12"]) == 0
+    assert (
+        main(["synthetic_ego", "--data_dir", str(tmp_path / "tfds"), "--num-train", "12", "--num-test", "6"])
+        == 0
+    )
     assert "'train': 12" in capsys.readouterr().out
     assert main(["nope", "--data_dir", str(tmp_path)]) == 2
 

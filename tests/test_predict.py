@@ -92,6 +92,7 @@ def test_command_predicts_every_input_and_reports_bad_ones(workspace, capsys):
             assert line["ok"], line
             expected, _, _ = expected_top_k(path)
             assert [entry["label"] for entry in line["top_k"]] == [name for name, _ in expected]
+            assert [CLASS_NAMES[entry["index"]] for entry in line["top_k"]] == [n for n, _ in expected]
             np.testing.assert_allclose(
                 [e["score"] for e in line["top_k"]], [p for _, p in expected], rtol=1e-4
             )

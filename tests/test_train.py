@@ -40,6 +40,7 @@ def tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def setup():
     config = tiny_config(trainable="stage1")
+    config.model.batchnorm = "frozen"  # the reference's stage-1 rule (the toy config trains BN from scratch)
     data = make_data(config)
     model = create_model("lsta_rgb", **trainer.model_config(config))
     state, tx, mask, _ = trainer.create_train_state(config, model, data.steps_per_epoch)
@@ -110,6 +111,7 @@ def test_step_on_four_devices_equals_one_device(setup):
 
 def test_accumulated_gradient_equals_full_batch_without_dropout():
     config = tiny_config(trainable="stage1")
+    config.model.batchnorm = "frozen"
     config.model.dropout_rate = 0.0
     data = make_data(config)
     model = create_model("lsta_rgb", **trainer.model_config(config))

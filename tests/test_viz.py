@@ -116,3 +116,18 @@ def test_gif_frames_are_hottest_in_the_attention_peak_cell(tmp_path):
         # mean brightness per attention cell (the palette may dither single pixels)
         cells = brightness.reshape(h, H // h, w, W // w).mean(axis=(1, 3))
         assert np.unravel_index(np.argmax(cells), cells.shape) == (i, j)
+
+
+def test_draw_boxes_outlines_the_box_cells_by_hand():
+    frames = np.zeros((2, 10, 10, 3), np.uint8)
+    boxes = np.zeros((2, 3, 4))
+    boxes[0, 1] = [0.2, 0.3, 0.6, 0.8]  # target (green): rows 2..5, columns 3..7
+    boxes[1, 0] = [-0.5, -0.5, 0.3, 0.2]  # hand (white), partly outside: clipped to rows 0..2, columns 0..1
+    out = viz.draw_boxes(frames, boxes)
+    green = np.array(viz.BOX_COLOURS[1])
+    want = np.zeros((10, 10), bool)
+    want[2, 3:8] = want[5, 3:8] = want[2:6, 3] = want[2:6, 7] = True
+    assert np.array_equal((out[0] == green).all(-1), want)
+    assert np.array_equal(out[0][~want], frames[0][~want])  # nothing else drawn (zero boxes are skipped)
+    white = (out[1] == 255).all(-1)
+    assert white[2, 0:2].all() and white[0:3, 1].all() and white.sum() == 6

@@ -1,10 +1,15 @@
 """The paper's ablation (Table 1) at small scale: `python -m lsta_jax.benchmarks.ablation [--seeds 3]`.
 
-Trains the five variants of `lsta_jax.models.lsta.VARIANTS` (ConvLSTM baseline, + output pooling, + attention
-pooling, both, full LSTA with bias control) from scratch with `configs/synthetic.py` (the `synthetic_ego`
-builder when `--dataset synthetic_ego`, else the in-memory toy clips) for each seed, and prints a markdown
-table of final top-1 and mean class accuracy (mean ± std over seeds) next to the paper's GTEA61* numbers.
-Workdirs go to `--workdir` (default a temporary directory); finished runs are reused, so the command resumes.
+Protocol (issue 10), as for the paper's GTEA61 numbers: one backbone pre-trained on `synthetic_objects`
+(`configs/synthetic_pretrain.py`, seed 0, shared by every run as the paper's ImageNet ResNet-34 is), then for
+each variant and seed stage 1 of `configs/synthetic.py:variant=V` on `synthetic_ego` (and stage 2 with
+`--stage2`). Variants: the five of `lsta_jax.models.lsta.VARIANTS` (ConvLSTM baseline, + output pooling,
++ attention pooling, both, full LSTA with bias control) and `ego_rnn` (kind `convlstm_rgb`). Each run is
+evaluated on the held-out split by `lsta_jax.evaluate` (top-1, mean class accuracy and the pointing game of
+`lsta_jax.pointing`); the command prints a markdown table (mean ± std over seeds) next to the paper's
+GTEA61* numbers and writes `results.json`. `--dataset toy` trains the five variants from scratch on the
+in-memory toy clips instead (no pre-training, no pointing game). Workdirs go to `--workdir` (default a
+temporary directory); finished runs are reused, so the command resumes.
 """
 
 from __future__ import annotations
@@ -15,16 +20,31 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-PAPER = {  # GTEA61 fixed split, paper Table 1 (reference section 8)
+PAPER = {  # GTEA61 fixed split, paper Table 1 (reference section 8); ego-rnn: the paper's Table 2 row
     "convlstm": 51.72,
     "output_pooling": 62.07,
     "attention_pooling": 66.38,
     "no_bias_control": 68.1,
     "lsta": 74.14,
+    "ego_rnn": 63.79,
 }
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _run(config: Any, workdir: Path) -> dict[str, Any]:
+    """Train (or reuse) one run, then evaluate it with the evaluate command's function (pointing game too)."""
+    from lsta_jax.evaluate import evaluate_checkpoint
+    from lsta_jax.train.trainer import train_and_evaluate
+
+    done = workdir / "eval_final" / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    train_and_evaluate(config, workdir, quiet=True)
+    return evaluate_checkpoint(workdir, config, which="latest", output=workdir / "eval_final")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,51 +55,73 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--epochs", type=int, default=None, help="override num_epochs (default: the config's)"
+        "--epochs", type=int, default=None, help="override num_epochs of stage 1 (default: the config's)"
     )
-    parser.add_argument("--dataset", default="toy", choices=("toy", "synthetic_ego"))
+    parser.add_argument("--dataset", default="synthetic_ego", choices=("toy", "synthetic_ego"))
+    parser.add_argument("--stage2", action="store_true", help="also run stage 2 and report it")
     parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary directory)")
     parser.add_argument("--variants", default=",".join(PAPER), help="comma-separated subset of variants")
     args = parser.parse_args(argv)
 
     from lsta_jax.train.config import load_config
-    from lsta_jax.train.trainer import train_and_evaluate
 
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lsta_ablation_"))
-    spec = str(Path(__file__).resolve().parents[2] / "configs" / "synthetic.py")
-    results: dict[str, list[tuple[float, float]]] = {}
+    data_dir = str(root / "tfds")
+    pretrain = root / "pretrain"
+    if args.dataset == "synthetic_ego":
+        t0 = time.perf_counter()
+        config = load_config(str(CONFIGS / "synthetic_pretrain.py"))
+        config.data.data_dir = data_dir
+        summary = _run(config, pretrain)
+        print(f"pretrain: top-1 {summary['top1']:.4f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    results: dict[str, list[dict[str, Any]]] = {}
     for variant in args.variants.split(","):
+        if variant not in PAPER:
+            parser.error(f"unknown variant {variant!r}; known: {', '.join(PAPER)}")
+        if args.dataset == "toy" and variant == "ego_rnn":
+            continue
         for seed in range(args.seeds):
-            config = load_config(f"{spec}:toy" if args.dataset == "toy" else spec)
-            config.model.variant = variant
-            config.seed = seed
-            config.eval_every_epochs = 0
-            if args.epochs:
-                config.num_epochs = args.epochs
-            workdir = root / f"{variant}_seed{seed}"
             t0 = time.perf_counter()
-            done = workdir / "eval" / "summary.json"
-            summary = (
-                json.loads(done.read_text())
-                if done.is_file()
-                else train_and_evaluate(config, workdir, quiet=True)
-            )
-            results.setdefault(variant, []).append((summary["top1"], summary["mean_class_accuracy"]))
+            stages = [1, 2] if args.stage2 and args.dataset == "synthetic_ego" else [1]
+            init = str(pretrain)
+            for stage in stages:
+                if args.dataset == "toy":
+                    config = load_config(f"{CONFIGS / 'synthetic.py'}:toy")
+                    config.model.variant = variant
+                else:
+                    config = load_config(f"{CONFIGS / 'synthetic.py'}:variant={variant},stage={stage}")
+                    config.data.data_dir = data_dir
+                    config.init_from = init
+                config.seed = seed
+                if args.epochs and stage == 1:
+                    config.num_epochs = args.epochs
+                workdir = root / f"{variant}_seed{seed}_stage{stage}"
+                summary = _run(config, workdir)
+                init = str(workdir)
+            results.setdefault(variant, []).append(summary)
             print(
-                f"{variant} seed {seed}: top-1 {summary['top1']:.4f} ({time.perf_counter() - t0:.0f} s)",
+                f"{variant} seed {seed}: top-1 {summary['top1']:.4f} pointing "
+                f"{summary.get('pointing_game', float('nan')):.3f} ({time.perf_counter() - t0:.0f} s)",
                 file=sys.stderr,
                 flush=True,
             )
-    print(f"\n| variant | top-1 % (mean ± std, {args.seeds} seeds) | mean class acc. % | paper GTEA61* % |")
-    print("| --- | --- | --- | --- |")
+    stage = "stage 2" if args.stage2 else "stage 1"
+    print(
+        f"\n| variant ({stage}) | top-1 % (mean ± std, {args.seeds} seeds) | mean class acc. % "
+        "| pointing game % | paper GTEA61* % |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    table = {}
     for variant, rows in results.items():
-        top1 = 100 * np.asarray([r[0] for r in rows])
-        mca = 100 * np.asarray([r[1] for r in rows])
-        print(
-            f"| {variant} | {top1.mean():.1f} ± {top1.std():.1f} | {mca.mean():.1f} ± {mca.std():.1f} | "
-            f"{PAPER.get(variant, float('nan')):.2f} |"
-        )
-    print(f"\nruns in {root}")
+        stats = {}
+        for key in ("top1", "mean_class_accuracy", "pointing_game"):
+            values = 100 * np.asarray([r.get(key, np.nan) for r in rows], np.float64)
+            stats[key] = (float(values.mean()), float(values.std()))
+        table[variant] = stats
+        cells = " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in stats.values())
+        print(f"| {variant} | {cells} | {PAPER[variant]:.2f} |")
+    (root / "results.json").write_text(json.dumps(table, indent=2) + "\n")
+    print(f"\nruns and results.json in {root}")
     return 0
 
 

@@ -5,7 +5,9 @@ Public interface (others code against these):
   (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (reference 5).
 - Builders, registered with tfds: `gtea61`, `gtea71` (configs split1..split4), `egtea_gaze_plus` (split1..3),
   `epic_kitchens55`, `epic_kitchens100` (splits train/validation/test, record names = narration ids),
-  `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`).
+  `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`; records carry per-frame `boxes`
+  of the hand, target and confuser, passed through the eval loader in crop units), `synthetic_objects` (the
+  pre-training images, `SyntheticObjectsOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
   Command line: `python -m lsta_jax.data NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
@@ -33,7 +35,7 @@ Public interface (others code against these):
 """
 
 from lsta_jax.data import transforms
-from lsta_jax.data.build import BUILDERS, build, builder, class_names
+from lsta_jax.data.build import BUILDERS, GENERATED, build, builder, class_names
 from lsta_jax.data.clip_io import load_clip
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
@@ -41,15 +43,19 @@ from lsta_jax.data.epic_kitchens100 import EpicKitchens100
 from lsta_jax.data.gtea import Gtea61, Gtea71
 from lsta_jax.data.pipeline import make_eval_loader, make_train_loader, num_eval_batches
 from lsta_jax.data.synthetic import SyntheticEgo, SyntheticOptions, export_clips
+from lsta_jax.data.synthetic_objects import SyntheticObjects, SyntheticObjectsOptions
 
 __all__ = [
     "BUILDERS",
+    "GENERATED",
     "EgteaGazePlus",
     "EpicKitchens55",
     "EpicKitchens100",
     "Gtea61",
     "Gtea71",
     "SyntheticEgo",
+    "SyntheticObjects",
+    "SyntheticObjectsOptions",
     "SyntheticOptions",
     "build",
     "builder",

@@ -2,8 +2,9 @@
 
     python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds
     python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds --num-train 120 --frame-size 96
+    python -m lsta_jax.data synthetic_objects --data_dir /tmp/tfds      # the pre-training images
     python -m lsta_jax.data gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
-    python -m lsta_jax.data export --output /tmp/clips --count 4      # synthetic frame folders + .mp4
+    python -m lsta_jax.data export --output /tmp/clips --count 4      # synthetic_ego test clips (the demo's)
     python -m lsta_jax.data flow --frames /data/gtea_61/frames --output /data/gtea_61   # TV-L1 flow images
 The `tfds build` command of tensorflow-datasets 4.9.10 cannot be used without tensorflow (its CLI imports
 tensorflow at start-up, in `scripts/cli/convert_format_utils.py`); this command runs the same
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from lsta_jax.data import synthetic
+from lsta_jax.data import synthetic, synthetic_objects
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
 from lsta_jax.data.epic_kitchens100 import EpicKitchens100
@@ -35,23 +36,34 @@ BUILDERS = {
     "epic_kitchens55": EpicKitchens55,
     "epic_kitchens100": EpicKitchens100,
     "synthetic_ego": synthetic.SyntheticEgo,
+    "synthetic_objects": synthetic_objects.SyntheticObjects,
+}
+# builders that make their own data (no manual_dir, built on first use): name -> (options, builder config)
+GENERATED = {
+    "synthetic_ego": (synthetic.SyntheticOptions, synthetic.SyntheticEgoConfig),
+    "synthetic_objects": (
+        synthetic_objects.SyntheticObjectsOptions,
+        synthetic_objects.SyntheticObjectsConfig,
+    ),
 }
 
 
 def builder(
     name: str, data_dir: str | Path, config: str | None = None, **synthetic_options
 ) -> tfds.core.DatasetBuilder:
-    """The builder object (not built); `synthetic_options` are fields of `synthetic.SyntheticOptions`."""
+    """The builder object (not built); `synthetic_options` are fields of the generated datasets' options
+    (`synthetic.SyntheticOptions`, `synthetic_objects.SyntheticObjectsOptions`)."""
     if name not in BUILDERS:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(BUILDERS)}")
     cls = BUILDERS[name]
     kwargs = dict(data_dir=str(data_dir), file_format="array_record")
-    if name == "synthetic_ego" and synthetic_options:
-        options = dataclasses.replace(synthetic.SyntheticOptions(), **synthetic_options)
+    if name in GENERATED and synthetic_options:
+        options_cls, config_cls = GENERATED[name]
+        options = dataclasses.replace(options_cls(), **synthetic_options)
         options.validate()
-        return cls(config=synthetic.SyntheticEgoConfig(options, name=config), **kwargs)
+        return cls(config=config_cls(options, name=config), **kwargs)
     if synthetic_options:
-        raise TypeError(f"{name}: options {sorted(synthetic_options)} only apply to synthetic_ego")
+        raise TypeError(f"{name}: options {sorted(synthetic_options)} only apply to {sorted(GENERATED)}")
     if config is None and cls.BUILDER_CONFIGS:
         config = cls.BUILDER_CONFIGS[0].name
     return cls(config=config, **kwargs)
@@ -113,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         for f in dataclasses.fields(synthetic.SyntheticOptions)
         if getattr(args, f.name) is not None
     }
+    if args.name == "synthetic_objects":  # its options are a subset (num_train, num_test, frame_size, seed)
+        known = {f.name for f in dataclasses.fields(synthetic_objects.SyntheticObjectsOptions)}
+        if set(options) - known:
+            print(f"error: synthetic_objects has no options {sorted(set(options) - known)}", file=sys.stderr)
+            return 2
     try:
         if args.name == "export":
             written = synthetic.export_clips(

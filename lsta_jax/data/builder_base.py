@@ -23,6 +23,7 @@ import io
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -35,10 +36,12 @@ log = logging.getLogger("lsta_jax.data")
 BYTES = tfds.features.Tensor(shape=(), dtype=np.object_)
 
 
-def clip_features(**names: Sequence[str]) -> tfds.features.FeaturesDict:
-    """The common feature spec; ClassLabel names given here or set from the data in `_split_generators`."""
+def clip_features(extra: dict[str, Any] | None = None, **names: Sequence[str]) -> tfds.features.FeaturesDict:
+    """The common feature spec (plus `extra` features of one builder, e.g. synthetic boxes); ClassLabel names
+    given here or set from the data in `_split_generators`."""
     features = tfds.features.FeaturesDict(
         {
+            **(extra or {}),
             "frames": tfds.features.Sequence(BYTES),
             "flow_x": tfds.features.Sequence(BYTES),
             "flow_y": tfds.features.Sequence(BYTES),

@@ -172,6 +172,11 @@ def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
         clip = _eval_flow_stack(element, T.flow_eval_start(len(element["flow_x"]), g.flow_stack), g)
     else:
         clip = _eval_rgb(element, g)
+        if "boxes" in element:  # synthetic ground truth: the sampled frames' boxes, in crop units
+            sampled = np.asarray(element["boxes"])[T.sample_indices(len(element["frames"]), g.num_frames) - 1]
+            size = decode_image(element["frames"][0], "RGB", f"{_name(element)} frame 1").size
+            boxes = T.eval_transform_boxes(sampled, *size, g.crop_size, g.resize_shorter)
+            return {**_output(element, clip, g), "boxes": boxes}
     return _output(element, clip, g)
 
 

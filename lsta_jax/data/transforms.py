@@ -110,6 +110,19 @@ def eval_transform(image: Image.Image, crop_size: int, resize_shorter: int) -> I
     return image.crop(center_crop_box(*image.size, crop_size))
 
 
+def eval_transform_boxes(
+    boxes: np.ndarray, width: int, height: int, crop_size: int, resize_shorter: int
+) -> np.ndarray:
+    """Boxes (..., 4) as (y0, x0, y1, x1) in units of a (width, height) frame -> the same boxes in units of
+    the `eval_transform` crop (Scale(resize_shorter), CenterCrop(crop_size)); they may leave [0, 1]."""
+    new_w, new_h = scale_size(width, height, resize_shorter)  # the size itself when already scaled
+    x1, y1, _, _ = center_crop_box(new_w, new_h, crop_size)
+    boxes = np.asarray(boxes, np.float32)
+    ys = (boxes[..., 0::2] * new_h - y1) / crop_size
+    xs = (boxes[..., 1::2] * new_w - x1) / crop_size
+    return np.stack([ys[..., 0], xs[..., 0], ys[..., 1], xs[..., 1]], axis=-1).astype(np.float32)
+
+
 def normalize_rgb(frames: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) -> float32 (x / 255 - mean) / std with the ImageNet mean/std, in float32 like torch."""
     x = np.asarray(frames).astype(np.float32) / np.float32(255.0)

@@ -34,9 +34,9 @@ from lsta_jax.models.lsta import (
     frame_features_and_cam,
     scan_unroll_steps,
 )
-from lsta_jax.models.motion import BATCHNORM_MODES, FLOW_CHANNELS, FlowResNet
+from lsta_jax.models.motion import FLOW_CHANNELS, FlowResNet
 from lsta_jax.models.registry import register
-from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
+from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batchnorm
 
 
 class EgoRNNClassifier(nn.Module):
@@ -45,7 +45,8 @@ class EgoRNNClassifier(nn.Module):
     `__call__(clip, train=False, return_selections=False, return_frame_features=False)` with clip
     (B, T, H, W, 3) returns `logits` (B, M), `features` (B, K) = mean of c_T, `attention` (B, T, h, w) the
     softmax of the CAM; `attention_class` (B, T) with `return_selections`; `frame_features` (B, T, K) with
-    `return_frame_features`. `train=True` only makes the dropout stochastic (rngs={'dropout': key}).
+    `return_frame_features`. `train=True` makes the dropout stochastic (rngs={'dropout': key}) and, with
+    `batchnorm='train'`, BatchNorm use batch statistics (apply with `mutable=['batch_stats']`).
     """
 
     num_classes: int = 61
@@ -53,6 +54,9 @@ class EgoRNNClassifier(nn.Module):
     attention_classes: int = 1000
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
+    batchnorm: str = "frozen"
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
@@ -70,6 +74,7 @@ class EgoRNNClassifier(nn.Module):
             raise ValueError(
                 f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
             )
+        check_batchnorm(self.batchnorm)
         b, t = clip.shape[:2]
         out = frame_features_and_cam(
             clip,
@@ -78,6 +83,9 @@ class EgoRNNClassifier(nn.Module):
             self.attention_classes,
             self.dtype,
             self.remat,
+            stage_strides=self.backbone_stage_strides,
+            max_pool=self.backbone_max_pool,
+            batchnorm_train=train and self.batchnorm == "train",
         )
         n, h, w, k = out["layer4"].shape
         attention = selector.spatial_softmax(out["cam"])  # (B*T, h, w), no recurrence
@@ -155,8 +163,7 @@ class EgoRNNTwoStream(nn.Module):
 
     @nn.compact
     def __call__(self, clip: jax.Array, flow: jax.Array, train: bool = False) -> dict[str, jax.Array]:
-        if self.batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {self.batchnorm!r}")
+        check_batchnorm(self.batchnorm)
         if clip.shape[0] != flow.shape[0]:
             raise ValueError(f"clip batch {clip.shape[0]} and flow batch {flow.shape[0]} differ")
         flow_out = FlowResNet(

@@ -40,7 +40,7 @@ import numpy as np
 from lsta_jax.models import heads, selector
 from lsta_jax.models.cells import LSTACell, torch_linear_bias_init, torch_linear_kernel_init
 from lsta_jax.models.registry import register
-from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, ResNet
+from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, ResNet, check_batchnorm
 
 # variant -> (attention_pooling, output_pooling, bias_control)
 VARIANTS: dict[str, tuple[bool, bool, bool]] = {
@@ -60,27 +60,33 @@ def frame_features_and_cam(
     dtype: Any,
     remat: bool,
     attention: bool = True,
+    stage_strides: Sequence[int] | None = None,
+    max_pool: bool = True,
+    batchnorm_train: bool = False,
 ) -> dict[str, jax.Array]:
     """Steps 1-2 of reference 2.1 for all B*T frames in one backbone call; call inside a compact method.
 
     Creates the backbone submodule `resNet` (ImageNet `fc` of `attention_classes` outputs, BatchNorm in
-    inference mode) in the calling module. Returns the backbone's outputs for the folded (B*T, ...) frames
+    inference mode unless `batchnorm_train`: batch statistics, for a from-scratch backbone) in the calling
+    module. Returns the backbone's outputs for the folded (B*T, ...) frames
     (`layer4`, `layer4_prebn`, `pooled`, `logits`) plus `cam` (B*T, h, w) ν_a = ς(layer4, fc) and
     `attention_class` (B*T,) k_t; without `attention` the map is zeros and the class -1.
     """
     if clip.ndim != 5 or clip.shape[-1] != 3:
         raise ValueError(f"expected a (B, T, H, W, 3) clip, got shape {tuple(clip.shape)}")
     b, t, height, width, channels = clip.shape
-    backbone_cls = nn.remat(ResNet) if remat else ResNet
+    backbone_cls = nn.remat(ResNet, static_argnums=(2,)) if remat else ResNet  # (self, x, train)
     backbone = backbone_cls(
         stage_sizes=tuple(stage_sizes),
         widths=tuple(widths),
         num_classes=attention_classes,
         include_fc=True,
+        stage_strides=tuple(stage_strides) if stage_strides else None,
+        max_pool=max_pool,
         dtype=dtype,
         name="resNet",
     )
-    out = dict(backbone(clip.reshape(b * t, height, width, channels)))
+    out = dict(backbone(clip.reshape(b * t, height, width, channels), batchnorm_train))
     n, h, w, _ = out["layer4"].shape
     if attention:
         fc_kernel = backbone.variables["params"]["fc"]["kernel"]
@@ -137,6 +143,11 @@ class LSTAClassifier(nn.Module):
       c_cam_classes: C_o, output-pooling classes (100 GTEA, 150 EGTEA, 300 EPIC).
       attention_classes: C_a, classes of the backbone fc used by the attention selector (1000, ImageNet).
       backbone_stage_sizes, backbone_widths: the ResNet layout (ResNet-34 by default).
+      backbone_stage_strides, backbone_max_pool: the ResNet's downsampling (`ResNet.stage_strides`,
+        `ResNet.max_pool`; torchvision's by default).
+      batchnorm: 'frozen' (default: BatchNorm always on its running statistics, as the reference in both
+        stages) or 'train' (batch statistics when `train=True`, for a backbone trained from scratch; apply
+        with `mutable=['batch_stats']`).
       dropout_rate: dropout before `fc` (0.7 in the authors' code), active only with `train=True`.
       dtype: compute dtype (float32 or bfloat16); parameters and outputs are float32.
       remat: rematerialise the backbone (`nn.remat`) to save activation memory in training.
@@ -156,7 +167,8 @@ class LSTAClassifier(nn.Module):
     `__call__(clip, train=False, return_selections=False, return_frame_features=False, gate_biases=None,
     return_frame_maps=False)`:
       clip: (B, T, H, W, 3) float32, normalised frames; any T >= 1 and any spatial size.
-      train: only makes the dropout stochastic (needs `rngs={'dropout': key}`); BatchNorm stays in inference.
+      train: makes the dropout stochastic (needs `rngs={'dropout': key}`); BatchNorm stays in inference
+        unless `batchnorm == 'train'`.
       gate_biases: optional cross-modal biases for the cell, keys `x_flow_i/f/c`, each (B, T, ...) with the
         rest broadcastable to (B, h, w, K) (see `LSTACell`).
     Returns a dict:
@@ -177,6 +189,9 @@ class LSTAClassifier(nn.Module):
     attention_classes: int = 1000
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
+    batchnorm: str = "frozen"
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
@@ -202,6 +217,7 @@ class LSTAClassifier(nn.Module):
             raise ValueError(
                 f"mem_size {self.mem_size} must equal the backbone's last width {self.backbone_widths[-1]}"
             )
+        check_batchnorm(self.batchnorm)
         if (self.verb_classes > 0) != (self.noun_classes > 0):
             raise ValueError(
                 f"verb_classes ({self.verb_classes}) and noun_classes ({self.noun_classes}): set both > 0 "
@@ -217,6 +233,9 @@ class LSTAClassifier(nn.Module):
             self.dtype,
             self.remat,
             attention_on,
+            self.backbone_stage_strides,
+            self.backbone_max_pool,
+            train and self.batchnorm == "train",
         )
         h, w, k = out["layer4"].shape[1:]
         cam, attention_class = out["cam"], out["attention_class"]
@@ -282,8 +301,8 @@ def config_to_attributes(config: Mapping[str, Any], module: type[nn.Module] | No
         raise ValueError(f"unknown {module.__name__} config keys {sorted(unknown)}; known: {sorted(known)}")
     if isinstance(attrs.get("dtype"), str):
         attrs["dtype"] = jnp.dtype(attrs["dtype"])
-    for key in ("backbone_stage_sizes", "backbone_widths"):
-        if key in attrs:
+    for key in ("backbone_stage_sizes", "backbone_widths", "backbone_stage_strides"):
+        if attrs.get(key) is not None:
             attrs[key] = tuple(int(v) for v in attrs[key])
     return attrs
 

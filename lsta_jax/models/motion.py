@@ -38,9 +38,13 @@ from lsta_jax.models import selector
 from lsta_jax.models.cells import torch_linear_bias_init, torch_linear_kernel_init
 from lsta_jax.models.lsta import classifier_head, config_to_attributes
 from lsta_jax.models.registry import register
-from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, resnet_trunk
+from lsta_jax.models.resnet import (
+    RESNET34_STAGES,
+    RESNET34_WIDTHS,
+    check_batchnorm,
+    resnet_trunk,
+)
 
-BATCHNORM_MODES = ("train", "frozen")
 FLOW_CHANNELS = 10  # 5 stacked x/y flow frames (reference 4.2)
 
 
@@ -97,8 +101,7 @@ class FlowResNet(nn.Module):
 
     @nn.compact
     def __call__(self, flow: jax.Array, train: bool = False) -> dict[str, jax.Array]:
-        if self.batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {self.batchnorm!r}")
+        check_batchnorm(self.batchnorm)
         out = flow_trunk(
             flow,
             self.backbone_stage_sizes,

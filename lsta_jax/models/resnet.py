@@ -82,6 +82,8 @@ def resnet_trunk(
     dtype: Any,
     train: bool = False,
     batch_stats_from: int = 0,
+    stage_strides: Sequence[int] | None = None,
+    max_pool: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """conv1, bn1, ReLU, max-pool and the residual stages: `(out, prebn)` of the last block.
 
@@ -89,17 +91,20 @@ def resnet_trunk(
     module (so a flow network can mirror ego-rnn's top-level `conv1.weight`, `layer4.2.conv2.weight` names).
     `train` switches BatchNorm to batch statistics, only in stage `batch_stats_from` and later (0: the stem
     `bn1` and every stage; 4: only `layer4`, as ego-rnn's two-stream training does for the flow network).
+    `stage_strides` (None: torchvision's 1 then 2s) and `max_pool` set the downsampling (`ResNet`).
     """
+    strides = tuple(stage_strides or (1,) + (2,) * (len(stage_sizes) - 1))
     x = x.astype(dtype)
     x = torch_conv(widths[0], 7, 2, 3, "conv1", dtype)(x)
     x = nn.relu(torch_batch_norm("bn1", train and batch_stats_from <= 0, dtype)(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # pads with -inf
+    if max_pool:
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # pads with -inf
     in_width = widths[0]
     prebn = x
     for stage, (num_blocks, width) in enumerate(zip(stage_sizes, widths, strict=True)):
         stage_train = train and stage + 1 >= batch_stats_from
         for block in range(num_blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
+            stride = strides[stage] if block == 0 else 1
             downsample = block == 0 and (stride != 1 or in_width != width)
             x, prebn = BasicBlock(width, stride, downsample, dtype, name=f"layer{stage + 1}_{block}")(
                 x, stage_train
@@ -118,6 +123,10 @@ class ResNet(nn.Module):
       num_classes: outputs of the `fc` head (1000: ImageNet, used by LSTA's attention selector).
       include_fc: False builds the backbone only (no `fc`, no `logits`).
       in_channels: input channels, checked at call time (3 for RGB, 10 for 5 stacked x/y flow frames).
+      stage_strides: stride of the first block of each stage; None (default) is torchvision's 1 then 2s
+        ((1, 2, 2, 2): output stride 32 with the max-pool). The small demo backbone uses (1, 2, 2, 1) without
+        the max-pool, output stride 8, so a 56 px crop gives a 7x7 `layer4` map as ResNet-34 does at 224 px.
+      max_pool: the stem's 3x3/2 max-pool (torchvision: True).
       dtype: compute dtype (float32 default; bfloat16 for speed). Parameters stay float32 and every output is
         returned as float32.
 
@@ -132,6 +141,8 @@ class ResNet(nn.Module):
     num_classes: int = 1000
     include_fc: bool = True
     in_channels: int = 3
+    stage_strides: Sequence[int] | None = None
+    max_pool: bool = True
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -140,9 +151,15 @@ class ResNet(nn.Module):
             raise ValueError(
                 f"ResNet expects (N, H, W, {self.in_channels}) NHWC input, got shape {tuple(x.shape)}"
             )
-        if len(self.stage_sizes) != len(self.widths):
-            raise ValueError(f"stage_sizes {self.stage_sizes} and widths {self.widths} differ in length")
-        x, prebn = resnet_trunk(x, self.stage_sizes, self.widths, self.dtype, train)
+        strides = tuple(self.stage_strides or (1,) + (2,) * (len(self.stage_sizes) - 1))
+        if not len(self.stage_sizes) == len(self.widths) == len(strides):
+            raise ValueError(
+                f"stage_sizes {self.stage_sizes}, widths {self.widths} and stage_strides {strides} differ in "
+                "length"
+            )
+        x, prebn = resnet_trunk(
+            x, self.stage_sizes, self.widths, self.dtype, train, stage_strides=strides, max_pool=self.max_pool
+        )
         outputs = {
             "layer4": x.astype(jnp.float32),
             "layer4_prebn": prebn.astype(jnp.float32),
@@ -170,3 +187,52 @@ def build_resnet34(**config: Any) -> ResNet:
     if isinstance(config.get("dtype"), str):
         config["dtype"] = jnp.dtype(config["dtype"])
     return resnet34(**config)
+
+
+BATCHNORM_MODES = ("frozen", "train")
+
+
+def check_batchnorm(mode: str) -> None:
+    """Check a model's `batchnorm`: 'frozen' (running statistics, the reference's `model.train(False)` for
+    LSTA) or 'train' (batch statistics in training, running ones updated: torchvision's ImageNet recipe)."""
+    if mode not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {mode!r}")
+
+
+class ResNetClassifier(ResNet):
+    """A `ResNet` image classifier that takes `clip` as the other models do (registered as kind `resnet`).
+
+    The ImageNet-like pre-training model (`configs/synthetic_pretrain.py`): its parameter tree is exactly a
+    `ResNet`'s, so its workdir is an `init_from` for LSTA like a converted torchvision ResNet-34 (grafted into
+    `resNet`; `trainer.load_init` grafts any kind whose name starts with 'resnet').
+
+    `__call__(clip, train=False)`: clip (B, H, W, 3) images or (B, T, H, W, 3) clips (logits averaged over
+    T). Returns the ResNet outputs for the (B*T) frames plus `logits` (B, num_classes). BatchNorm uses batch
+    statistics only when `train` and `batchnorm == 'train'`.
+    """
+
+    batchnorm: str = "frozen"
+
+    def __call__(self, clip: jax.Array, train: bool = False) -> dict[str, jax.Array]:  # type: ignore[override]
+        check_batchnorm(self.batchnorm)
+        frames = clip.reshape(-1, *clip.shape[-3:]) if clip.ndim == 5 else clip
+        out = dict(super().__call__(frames, train=train and self.batchnorm == "train"))
+        if clip.ndim == 5 and "logits" in out:
+            out["logits"] = out["logits"].reshape(clip.shape[0], clip.shape[1], -1).mean(axis=1)
+        return out
+
+
+def _clip_example_input(config: dict[str, Any]) -> jax.Array:
+    return jnp.zeros((1, 64, 64, config.get("in_channels", 3)), jnp.float32)
+
+
+@register("resnet", _clip_example_input, "ResNet image classifier of any layout, input `clip` (pre-training)")
+def build_resnet(**config: Any) -> ResNetClassifier:
+    """Registry builder of kind `resnet`; config keys are ResNetClassifier attributes (lists -> tuples)."""
+    config = dict(config)
+    if isinstance(config.get("dtype"), str):
+        config["dtype"] = jnp.dtype(config["dtype"])
+    for key in ("stage_sizes", "widths", "stage_strides"):
+        if config.get(key) is not None:
+            config[key] = tuple(int(v) for v in config[key])
+    return ResNetClassifier(**config)

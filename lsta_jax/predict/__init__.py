@@ -48,13 +48,15 @@ from lsta_jax import inference
 class Prediction:
     """The result for one input. `ok` is False when it could not be processed; then `error` says why.
 
-    top_k: (class name, probability) pairs, most likely first. logits: (M,). attention: (T, h, w) the maps
-    u_t. overlay: paths of the PNG strip and the GIF when overlays were requested.
+    top_k: (class name, probability) pairs, most likely first; top_k_indices: their class indices. logits:
+    (M,). attention: (T, h, w) the maps u_t. overlay: paths of the PNG strip and the GIF when overlays were
+    requested.
     """
 
     source: str
     index: int
     top_k: list[tuple[str, float]] = field(default_factory=list)
+    top_k_indices: list[int] = field(default_factory=list)
     class_index: int | None = None
     logits: np.ndarray | None = None
     attention: np.ndarray | None = None
@@ -85,7 +87,10 @@ class Prediction:
             "ok": True,
             "label": self.label,
             "score": self.score,
-            "top_k": [{"label": name, "score": score} for name, score in self.top_k],
+            "top_k": [
+                {"label": name, "index": index, "score": score}
+                for (name, score), index in zip(self.top_k, self.top_k_indices, strict=True)
+            ],
         }
         if self.verb is not None:
             record.update(verb=self.verb, noun=self.noun)
@@ -152,6 +157,7 @@ def iter_predict(
             source=outcome.source,
             index=outcome.index,
             top_k=[(name, float(probabilities[i])) for name, i in zip(names, order, strict=True)],
+            top_k_indices=[int(i) for i in order],
             class_index=int(order[0]),
             logits=out["logits"] if keep_arrays else None,
             attention=out["attention"] if keep_arrays else None,

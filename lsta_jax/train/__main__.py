@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except (FileNotFoundError, ValueError) as e:  # e.g. an unbuilt dataset, a refused BatchNorm protocol
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if summary:
         from lsta_jax.train.metrics import REPORT_KEYS
 

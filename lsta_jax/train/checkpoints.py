@@ -6,6 +6,8 @@ Each step directory holds three items:
   `data/`   the train iterator state, one `process_<i>-of-<n>.json` per process (grain's handler)
 The latest `keep` checkpoints are preserved, plus the best one by `best_metric` (evaluation results are passed
 as checkpoint metrics). `WORKDIR/checkpoints/best.json` names the best step for `restore_model_variables`.
+This module writes checkpoints; reading a workdir's model variables (`checkpoint_steps`, `resolve_step`,
+`restore_model_variables`) lives in `lsta_jax.checkpoint`, which needs nothing from training.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import Any
 import grain
 import orbax.checkpoint as ocp
 
-from lsta_jax.checkpoint import restore_variables
-
-CHECKPOINTS = "checkpoints"
-BEST_JSON = "best.json"
+from lsta_jax.checkpoint import (  # noqa: F401  (the workdir layout and its readers live in checkpoint.py)
+    BEST_JSON,
+    CHECKPOINTS,
+    checkpoint_steps,
+    resolve_step,
+    restore_model_variables,
+)
 
 
 def make_manager(
@@ -81,39 +86,3 @@ def restore(
         items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = manager.restore(step, args=ocp.args.Composite(**items))
     return dict(restored["model"]), dict(restored["train"])
-
-
-def checkpoint_steps(workdir: str | Path) -> list[int]:
-    """Steps with a finished checkpoint under WORKDIR/checkpoints, ascending."""
-    directory = Path(workdir) / CHECKPOINTS
-    if not directory.is_dir():
-        return []
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / "model").is_dir())
-
-
-def resolve_step(workdir: str | Path, which: str | int = "latest") -> int:
-    """'latest' | 'best' | step number -> an existing checkpoint step of the workdir (clear error if none)."""
-    steps = checkpoint_steps(workdir)
-    if not steps:
-        raise FileNotFoundError(f"{workdir}: no checkpoints under {Path(workdir) / CHECKPOINTS}")
-    if which == "latest":
-        return steps[-1]
-    if which == "best":
-        path = Path(workdir) / CHECKPOINTS / BEST_JSON
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: this workdir was never evaluated, use 'latest'")
-        step = int(json.loads(path.read_text())["step"])
-    else:
-        step = int(which)
-    if step not in steps:
-        raise FileNotFoundError(f"{workdir}: no checkpoint for step {step}; available: {steps}")
-    return step
-
-
-def restore_model_variables(workdir: str | Path, target: Any, which: str | int = "latest") -> dict[str, Any]:
-    """{'params', 'batch_stats'} of a training workdir's checkpoint ('latest', 'best' or a step).
-
-    Called by `lsta_jax.checkpoint.load_model`; restores against `target` and fails on a structure mismatch.
-    """
-    step = resolve_step(workdir, which)
-    return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target))

@@ -34,6 +34,10 @@ def default_config() -> ml_collections.ConfigDict:
             verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
             noun_classes=0,
             head_bias_control="logits",  # how the activity logits bias the verb/noun heads
+            # 'frozen': BatchNorm on its running statistics (the reference, both stages, from pre-trained
+            # weights); 'train': batch statistics in training (a backbone trained from scratch). A run from
+            # scratch with 'frozen' is refused (trainer.check_batchnorm_protocol).
+            batchnorm="frozen",
         )
     )
     c.data = ml_collections.ConfigDict(

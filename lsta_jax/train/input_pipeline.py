@@ -17,22 +17,16 @@ Train batches follow an epoch-wise permutation seeded by (seed, epoch) (`shuffle
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import numpy as np
 
+from lsta_jax.train import tfds_input
+from lsta_jax.train.data_bundle import Data
 
-@dataclass
-class Data:
-    train: Any  # iterator of {'clip', 'label'} with get_state() -> bytes and set_state(bytes)
-    make_eval: Callable[[], Iterator[dict[str, np.ndarray]]]
-    class_names: list[str]
-    steps_per_epoch: int
-    num_train: int
-    num_eval: int
+__all__ = ["ArrayTrainIterator", "Data", "array_eval_batches", "make_data", "toy_clips", "toy_frames"]
 
 
 class ArrayTrainIterator:
@@ -215,6 +209,4 @@ def make_data(config: Any) -> Data:
             num_train=len(train_y),
             num_eval=len(eval_y),
         )
-    from lsta_jax.train import tfds_input
-
     return tfds_input.make_data(config)

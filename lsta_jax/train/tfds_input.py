@@ -13,19 +13,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lsta_jax.train.input_pipeline import Data
+from lsta_jax.train.data_bundle import Data
+
+
+class DatasetNotBuilt(FileNotFoundError):
+    """A dataset that needs raw files was neither built before nor given `config.data.manual_dir`."""
 
 
 def dataset_builder(config: Any) -> Any:
-    """`lsta_jax.data.build` of config.data (built on first use, reused afterwards)."""
+    """`lsta_jax.data.build` of config.data (built on first use, reused afterwards).
+
+    A dataset built from raw frames (every builder but the synthetic ones) that is not built yet and has no
+    `config.data.manual_dir` raises `DatasetNotBuilt` with a one-line message naming the field and the build
+    command, instead of tfds' traceback from inside `download_and_prepare`.
+    """
     from lsta_jax import data as data_lib
 
     d = config.data
     data_dir = d.data_dir or str(Path("~/tensorflow_datasets").expanduser())
-    options = d.synthetic.to_dict() if d.name == "synthetic_ego" and d.get("synthetic") else {}
-    return data_lib.build(
-        d.name, data_dir, manual_dir=d.manual_dir or None, config=d.builder_config or None, **options
-    )
+    options = d.synthetic.to_dict() if d.name in data_lib.GENERATED and d.get("synthetic") else {}
+    config_name = d.builder_config or None
+    if not d.manual_dir and d.name not in data_lib.GENERATED:
+        b = data_lib.builder(d.name, data_dir, config=config_name, **options)
+        if not b.is_prepared():
+            where = f"{d.name}/{b.builder_config.name}" if b.builder_config else d.name
+            command = f"python -m lsta_jax.data {d.name}"
+            command += f" --config {b.builder_config.name}" if b.builder_config else ""
+            raise DatasetNotBuilt(
+                f"dataset {where} is not built in {data_dir}: pass --config.data.manual_dir=RAW_FRAMES_DIR "
+                f"(built on first use) or build it once with `{command} --manual_dir RAW_FRAMES_DIR "
+                f"--data_dir {data_dir}`"
+            )
+    return data_lib.build(d.name, data_dir, manual_dir=d.manual_dir or None, config=config_name, **options)
 
 
 def make_data(config: Any) -> Data:

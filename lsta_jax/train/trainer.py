@@ -102,6 +102,18 @@ def trains_batchnorm(model: nn.Module) -> bool:
     return getattr(model, "batchnorm", "frozen") == "train"
 
 
+def check_batchnorm_protocol(model: nn.Module, config: Any, from_scratch: bool) -> None:
+    """Refuse a run from scratch whose BatchNorm is frozen: its running statistics would stay at their initial
+    values (mean 0, variance 1), i.e. no normalisation at all. Such a run needs `batchnorm='train'`, or
+    pre-trained weights (`init_from`), which the reference fine-tunes with BatchNorm frozen."""
+    if from_scratch and not trains_batchnorm(model) and hasattr(model, "batchnorm"):
+        raise ValueError(
+            f"{config.get('name', 'this config')}: training from scratch with frozen BatchNorm keeps its "
+            "initial statistics (mean 0, variance 1: no normalisation); set --config.model.batchnorm=train, "
+            "or start from pre-trained weights with --config.init_from=DIR"
+        )
+
+
 def init_variables(model: nn.Module, config: Any, rng: jax.Array) -> dict[str, Any]:
     """Scratch initialisation (the modules' PyTorch-like initialisers), jitted: one compile.
 
@@ -157,6 +169,11 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
             )
         return merged
     return graft(variables, source, str(path))
+
+
+# kinds whose `verb_classes` is a motion stream's selector (0 = read it from the initialisation); for the RGB
+# kinds `verb_classes` = 0 means "no multi-task heads" (the default config's value)
+MOTION_SELECTOR_KINDS = ("lsta_flow", "lsta_two_stream")
 
 
 def selector_classes_of_init(config: Any) -> int:
@@ -423,8 +440,8 @@ def train_and_evaluate(
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
         config.model.num_classes = len(data.class_names)
-    if config.model.get("verb_classes", None) == 0:  # a motion stream's selector: from its initialisation
-        config.model.verb_classes = selector_classes_of_init(config)
+    if config.model.get("verb_classes", None) == 0 and config.model.kind in MOTION_SELECTOR_KINDS:
+        config.model.verb_classes = selector_classes_of_init(config)  # from the motion stream
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
@@ -433,6 +450,7 @@ def train_and_evaluate(
     manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
 
     resume_step = manager.latest_step()
+    check_batchnorm_protocol(model, config, from_scratch=resume_step is None and not config.init_from)
     initial = None
     if resume_step is None and (config.init_from or stream_inits(config)):
         initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
