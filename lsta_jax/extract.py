@@ -13,6 +13,10 @@ writes to `feats/`:
   `meta.json`           checkpoint, kind, geometry, shapes.
 The forward is `lsta_jax.inference` (the same jitted, batched, sharded function as `predict`); inputs stream,
 rows are appended to the .npy files as batches finish, so memory does not grow with the number of inputs.
+Models that read optical flow (`predict.FLOW_INPUT_KINDS`: `egornn_flow`, `lsta_flow`, `egornn_two_stream`,
+`lsta_two_stream`) go through `predict.iter_predict_with_flow` instead (one input at a time, flow from the
+authors' layout or `--flow-root`): `features.npy` is the model's `features` output; they have no
+`frame_features`.
 Exit status 1 when any input failed (summary on stderr), 2 on a usage or checkpoint error.
 """
 
@@ -29,9 +33,11 @@ import numpy as np
 
 from lsta_jax import inference
 from lsta_jax.predict import (
+    FLOW_INPUT_KINDS,
     add_common_arguments,
     input_geometry,
     iter_input_paths,
+    iter_predict_with_flow,
     parse_command,
     report_failures,
 )
@@ -85,25 +91,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frame-features", action="store_true", help="also write frame_features.npy (N, T, K)"
     )
-    args, loaded = parse_command(parser, argv)
+    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *FLOW_INPUT_KINDS))
     if loaded is None:
         return 2
     model, variables, meta = loaded
+    reads_flow = meta["kind"] in FLOW_INPUT_KINDS
+    if reads_flow and args.frame_features:
+        print(f"error: kind {meta['kind']} has no per-frame features; drop --frame-features", file=sys.stderr)
+        return 2
     num_frames, size, resize_shorter = input_geometry(meta, args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    engine = inference.BatchedForward(
-        model, variables, args.batch_size, return_frame_features=args.frame_features
-    )
     inputs = args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list)
-    outcomes = inference.stream(
-        engine,
-        inputs,
-        inference.default_loader(num_frames, size, resize_shorter, args.min_frames),
-        expected_shape=(num_frames, size, size, 3),
-        workers=args.workers,
-    )
+    if reads_flow:  # one input at a time, as predict: clip and/or the centre flow stack
+        outcomes = (
+            inference.Outcome(p.index, p.source, outputs={"features": p.features}, error=p.error)
+            for p in iter_predict_with_flow(
+                model,
+                variables,
+                inputs,
+                kind=meta["kind"],
+                num_frames=num_frames,
+                size=size,
+                resize_shorter=resize_shorter,
+                min_frames=args.min_frames,
+                flow_root=args.flow_root,
+            )
+        )
+    else:
+        engine = inference.BatchedForward(
+            model, variables, args.batch_size, return_frame_features=args.frame_features
+        )
+        outcomes = inference.stream(
+            engine,
+            inputs,
+            inference.default_loader(num_frames, size, resize_shorter, args.min_frames),
+            expected_shape=(num_frames, size, size, 3),
+            workers=args.workers,
+        )
     if not args.no_progress:
         from tqdm import tqdm
 

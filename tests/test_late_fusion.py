@@ -154,5 +154,6 @@ def test_predict_fuses_each_input_with_its_flow(setup, tmp_path, capsys):
         assert (
             line["ok"] and line["label"] == names[index] and line["score"] == pytest.approx(score, rel=1e-4)
         )
+        assert line["top_k"][0]["index"] == index  # the fused ranking's indices, not the RGB stream's
     assert not lines[2]["ok"] and "clip_without_flow" in lines[2]["error"] and "frames" in lines[2]["error"]
     assert "1 failed" in capsys.readouterr().err

@@ -158,21 +158,24 @@ def flow_dirs_for(source: str | Path, flow_root: str | Path | None = None) -> tu
 
     With `flow_root`: FLOW_ROOT/flow_x/<name> and FLOW_ROOT/flow_y/<name>, <name> the input's folder name or
     video stem. Without: the input's path with its last `frames` component replaced by `flow_x` / `flow_y`
-    (`.../frames/S2/<class>/<instance>` -> `.../flow_x/S2/<class>/<instance>`). Missing folders raise an
-    error naming the input and where its flow was looked for.
+    (`.../frames/S2/<class>/<instance>` -> `.../flow_x/S2/<class>/<instance>`); a flow clip folder itself
+    (`.../flow_x/...` or `.../flow_y/...`, for flow-only models) gives itself and its sibling. Missing folders
+    raise an error naming the input and where its flow was looked for.
     """
     source = Path(source)
+    parts = source.parts
     if flow_root is not None:
         name = source.name if source.is_dir() else source.stem
         dirs = (Path(flow_root) / "flow_x" / name, Path(flow_root) / "flow_y" / name)
     else:
-        parts = source.parts
-        if "frames" not in parts:
+        layout = next((part for part in ("frames", "flow_x", "flow_y") if part in parts), None)
+        if layout is None:
             raise ValueError(
-                f"{source}: cannot find its optical flow: not under a 'frames' folder of the authors' layout "
+                f"{source}: cannot find its optical flow: not under a 'frames' (or 'flow_x') folder of the "
+                "authors' layout "
                 "(give --flow-root FLOW_ROOT holding flow_x/<name>/ and flow_y/<name>/)"
             )
-        at = len(parts) - 1 - parts[::-1].index("frames")
+        at = len(parts) - 1 - parts[::-1].index(layout)
         dirs = tuple(Path(*parts[:at], kind, *parts[at + 1 :]) for kind in ("flow_x", "flow_y"))
     for folder in dirs:
         if not folder.is_dir():

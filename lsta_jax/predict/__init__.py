@@ -25,6 +25,11 @@ Each input gives one JSON line: `{"source", "ok": true, "label", "score", "top_k
 top-1 class indices of a multi-task model's heads), or `{"source", "ok": false, "error"}`. A failing input
 (unreadable video, folder without frames, clip with fewer frames than the model samples) is reported and
 skipped; the command exits with status 1 when any input failed, 2 on a usage or checkpoint error.
+
+Checkpoints of the kinds that read optical flow (`FLOW_INPUT_KINDS`: `egornn_flow`, `lsta_flow`,
+`egornn_two_stream`, `lsta_two_stream`) run through `iter_predict_with_flow`, one input at a time: each
+input's centre flow stack (and its clip for the two-stream kinds), flow from the authors' layout or
+`--flow-root`.
 """
 
 from __future__ import annotations
@@ -239,6 +244,19 @@ def predict(
     )
 
 
+def ranked(
+    logits: np.ndarray, class_names: Sequence[str] | None, top_k: int
+) -> tuple[list[tuple[str, float]], list[int]]:
+    """The `top_k` most likely classes of `logits` (M,): (name, softmax probability) pairs, most likely
+    first, and their class indices (names are the indices when `class_names` is None)."""
+    logits = np.asarray(logits, np.float64)
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    order = [int(i) for i in np.argsort(-probabilities, kind="stable")[: max(1, top_k)]]
+    names = [class_names[i] if class_names is not None else str(i) for i in order]
+    return [(name, float(probabilities[i])) for name, i in zip(names, order, strict=True)], order
+
+
 def fuse_with_flow(
     predictions: Iterable[Prediction],
     flow_model: nn.Module,
@@ -283,24 +301,25 @@ def fuse_with_flow(
             continue
         flow_logits = np.asarray(forward(variables, stacks))  # (S, M)
         fused = np.asarray(late_fusion(prediction.logits[None], flow_logits[None], flow_weight))[0]
-        probabilities = np.exp(fused - fused.max())
-        probabilities /= probabilities.sum()
-        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
-        names = [class_names[i] if class_names is not None else str(i) for i in order]
-        prediction.top_k = [(name, float(probabilities[i])) for name, i in zip(names, order, strict=True)]
-        prediction.class_index, prediction.logits = int(order[0]), fused
+        prediction.top_k, prediction.top_k_indices = ranked(fused, class_names, top_k)
+        prediction.class_index, prediction.logits = prediction.top_k_indices[0], fused
         yield prediction
 
 
 #: kinds that take a clip AND a flow stack (`model.apply(variables, clip=..., flow=...)`)
-TWO_STREAM_KINDS = ("lsta_two_stream",)
+TWO_STREAM_KINDS = ("lsta_two_stream", "egornn_two_stream")
+#: kinds that take only a flow stack (`model.apply(variables, flow=...)`)
+FLOW_KINDS = ("egornn_flow", "lsta_flow")
+#: every kind `iter_predict_with_flow` runs
+FLOW_INPUT_KINDS = (*TWO_STREAM_KINDS, *FLOW_KINDS)
 
 
-def iter_predict_two_stream(
+def iter_predict_with_flow(
     model: nn.Module,
     variables: Any,
     inputs: Iterable[str | Path],
     *,
+    kind: str = "lsta_two_stream",
     class_names: Sequence[str] | None = None,
     top_k: int = 5,
     num_frames: int = inference.DEFAULT_NUM_FRAMES,
@@ -311,66 +330,95 @@ def iter_predict_two_stream(
     strip_frames: int = 5,
     flow_root: str | Path | None = None,
 ) -> Iterator[Prediction]:
-    """`Prediction`s of a two-stream model (kind `lsta_two_stream`), one input at a time.
+    """`Prediction`s of a model that reads optical flow (`FLOW_INPUT_KINDS`), one input at a time.
 
-    Each input is a frame folder (or video) with its optical flow in the authors' layout (`frames/...` ->
-    `flow_x/...`, `flow_y/...`) or under `flow_root`: the RGB clip is `load_clip`'s, the flow the stack at the
-    temporal centre (`load_centre_flow_stack`, the motion stream's evaluation input). `attention` is the RGB
-    stream's maps; with `attention_dir`, `viz.write_two_stream_overlays` draws both streams' maps (paper
-    Fig. 2 rows 5-6: the motion map over the RGB frames of the stack; one PNG, `overlay` = (png,)). An input
-    without usable frames or flow becomes a failed prediction naming it.
+    Two-stream kinds (`lsta_two_stream`, `egornn_two_stream`): each input is a frame folder (or video) with
+    its optical flow in the authors' layout (`frames/...` -> `flow_x/...`, `flow_y/...`) or under
+    `flow_root`: the RGB clip is `load_clip`'s, the flow the stack at the temporal centre
+    (`load_centre_flow_stack`, the motion stream's evaluation input). Flow-only kinds (`egornn_flow`,
+    `lsta_flow`): the same centre stack, and an input may also be a `flow_x/...` (or `flow_y/...`) clip
+    folder. `attention` is the RGB stream's maps (`lsta_flow`: its motion map, (1, h, w); `egornn_flow` has
+    none). With `attention_dir`: `lsta_two_stream` draws both streams' maps with
+    `viz.write_two_stream_overlays` (paper Fig. 2 rows 5-6: the motion map over the RGB frames of the stack;
+    one PNG, `overlay` = (png,)); `egornn_two_stream` its RGB maps and `lsta_flow` its motion map over the
+    frames of the stack (RGB frames, or the x flow of a flow clip folder) with `viz.write_overlays`. An
+    input without usable frames or flow becomes a failed prediction naming it.
     """
     import jax
 
     from lsta_jax import viz
     from lsta_jax.data import transforms as T
-    from lsta_jax.data.clip_io import frames_at, load_centre_flow_stack
+    from lsta_jax.data.clip_io import flow_dirs_for, frames_at, load_centre_flow_stack
 
+    if kind not in FLOW_INPUT_KINDS:
+        raise ValueError(f"kind {kind!r} does not read flow; expected one of {', '.join(FLOW_INPUT_KINDS)}")
+    with_clip = kind in TWO_STREAM_KINDS
+    if attention_dir is not None and kind == "egornn_flow":
+        raise ValueError("kind egornn_flow has no attention map to draw")
     load = inference.default_loader(num_frames, size, resize_shorter, min_frames)
-    forward = jax.jit(lambda v, clip, flow: model.apply(v, clip=clip, flow=flow))
+    forward = jax.jit(lambda v, inputs: model.apply(v, **inputs))
     variables = {k: v for k, v in dict(variables).items() if k in ("params", "batch_stats")}
     for index, source in enumerate(inputs):
         name = str(source)
         try:
-            clip = load(source)
+            model_inputs = {"clip": load(source)[None]} if with_clip else {}
             stack, start = load_centre_flow_stack(source, size, resize_shorter, flow_root=flow_root)
         except (OSError, ValueError) as exc:
             message = str(exc) if name in str(exc) else f"{name}: {exc}"
             yield Prediction(name, index, error=message)
             continue
-        out = jax.device_get(forward(variables, clip[None], stack[None]))
-        logits = np.asarray(out["logits"][0], np.float64)
-        probabilities = np.exp(logits - logits.max())
-        probabilities /= probabilities.sum()
-        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
-        names = [class_names[i] if class_names is not None else str(i) for i in order]
+        model_inputs["flow"] = stack[None]
+        out = jax.device_get(forward(variables, model_inputs))
+        ranking, indices = ranked(out["logits"][0], class_names, top_k)
         prediction = Prediction(
             source=name,
             index=index,
-            top_k=[(n, float(probabilities[i])) for n, i in zip(names, order, strict=True)],
-            class_index=int(order[0]),
+            top_k=ranking,
+            top_k_indices=indices,
+            class_index=indices[0],
             logits=np.asarray(out["logits"][0]),
-            attention=np.asarray(out["attention"][0]),
+            attention=np.asarray(out["attention"][0]) if "attention" in out else None,
             features=np.asarray(out["features"][0]),
         )
         if attention_dir is not None:
+            title = f"{prediction.label} ({prediction.score:.2f})  {Path(name).name}"
+            stem = _stem(index, name)
+            if kind == "egornn_two_stream":
+                prediction.overlay = viz.write_overlays(
+                    attention_dir, stem, viz.denormalize(model_inputs["clip"][0]), prediction.attention,
+                    title=title, count=strip_frames,
+                )  # fmt: skip
+                yield prediction
+                continue
+            flow_folder = (
+                not with_clip
+                and "frames" not in Path(name).parts
+                and bool({"flow_x", "flow_y"} & set(Path(name).parts))
+            )
+            pictures = flow_dirs_for(name, flow_root)[0] if flow_folder else name
             stack_frames = np.stack(
                 [
                     np.asarray(T.eval_transform(f, size, resize_shorter))
-                    for f in frames_at(source, list(range(start, start + T.FLOW_STACK)))
+                    for f in frames_at(pictures, list(range(start, start + T.FLOW_STACK)))
                 ]
             )
-            png = viz.write_two_stream_overlays(
-                attention_dir,
-                _stem(index, name),
-                viz.denormalize(clip),
-                out["attention"][0],
-                stack_frames,
-                out["flow_attention"][0],
-                title=f"{prediction.label} ({prediction.score:.2f})  {Path(name).name}",
-                count=strip_frames,
-            )
-            prediction.overlay = (png,)
+            if kind == "lsta_flow":
+                prediction.overlay = viz.write_overlays(
+                    attention_dir, stem, stack_frames, np.repeat(prediction.attention, len(stack_frames), 0),
+                    title=title, count=strip_frames,
+                )  # fmt: skip
+            else:
+                png = viz.write_two_stream_overlays(
+                    attention_dir,
+                    stem,
+                    viz.denormalize(model_inputs["clip"][0]),
+                    out["attention"][0],
+                    stack_frames,
+                    out["flow_attention"][0],
+                    title=title,
+                    count=strip_frames,
+                )
+                prediction.overlay = (png,)
         yield prediction
 
 
@@ -430,6 +478,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="shortest clip accepted (default: --num-frames; 5 = the reference, which repeats frames)",
     )
     parser.add_argument("--workers", type=int, default=2, help="threads decoding inputs (default 2)")
+    parser.add_argument(
+        "--flow-root",
+        help="folder holding flow_x/<input name>/ and flow_y/<input name>/ (models reading flow; default: "
+        "the authors' layout, frames/... -> flow_x/..., flow_y/...)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -493,19 +546,21 @@ def main(argv: list[str] | None = None) -> int:
         "flow is in the authors' layout (frames/... -> flow_x/..., flow_y/...) or under --flow-root",
     )
     parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
-    parser.add_argument("--flow-root", help="folder holding flow_x/<input name>/ and flow_y/<input name>/")
     parser.add_argument("--flow-segments", type=int, default=10, help="flow stacks averaged per input")
     parser.add_argument("--flow-weight", type=float, default=0.5, help="weight of the flow scores")
-    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *TWO_STREAM_KINDS))
+    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *FLOW_INPUT_KINDS))
     if loaded is None:
         return 2
     model, variables, meta = loaded
-    two_stream = meta["kind"] in TWO_STREAM_KINDS
-    if two_stream and args.flow_checkpoint:
+    reads_flow = meta["kind"] in FLOW_INPUT_KINDS
+    if reads_flow and args.flow_checkpoint:
         print(
-            "error: a two-stream checkpoint has its own motion stream; drop --flow-checkpoint",
+            f"error: a {meta['kind']} checkpoint reads the flow itself; drop --flow-checkpoint",
             file=sys.stderr,
         )
+        return 2
+    if meta["kind"] == "egornn_flow" and args.attention_dir:
+        print("error: kind egornn_flow has no attention map; drop --attention-dir", file=sys.stderr)
         return 2
     flow = None
     if args.flow_checkpoint:
@@ -529,11 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[tuple[str, str]] = []
     total = 0
     try:
-        if two_stream:
-            predictions = iter_predict_two_stream(
+        if reads_flow:
+            predictions = iter_predict_with_flow(
                 model,
                 variables,
                 args.inputs if not args.input_list else iter_input_paths(args.inputs, args.input_list),
+                kind=meta["kind"],
                 class_names=class_names,
                 top_k=args.top_k,
                 num_frames=num_frames,
