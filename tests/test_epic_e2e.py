@@ -62,7 +62,7 @@ def test_epic55_train_evaluate_and_submit_on_a_fake_tree(tmp_path, capsys):
     data = data_flags(raw, tmp_path / "tfds")
     workdir = tmp_path / "run"
     train = ["--config", "configs/epic.py", "--workdir", str(workdir), *TINY_MODEL, *data]
-    train += ["--config.trainable=all", "--config.total_steps=2"]
+    train += ["--config.trainable=all", "--config.model.batchnorm=train", "--config.total_steps=2"]
     train += [
         "--config.log_every_steps=1",
         "--config.learning_rate=0.01",
