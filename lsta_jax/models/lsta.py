@@ -102,16 +102,16 @@ def frame_features_and_cam(
 def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
     """How many time steps `nn.scan` unrolls per loop iteration, for the `scan_unroll` config field.
 
-    `"full"`: all `num_steps` (the loop disappears, every step is straight-line code); an int n >= 1: n steps
-    per iteration (1 = a rolled while loop); `"auto"`: full on the CPU backend, 1 elsewhere. Measured on a
-    2-core CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): XLA's CPU backend runs the
-    convolution gradients inside a rolled (or partially unrolled) scan loop about 10x slower than the same
-    convolutions in straight-line code, so CPU training needs the full unroll; its cost is a compile time
-    growing with T. On GPU/TPU the rolled loop keeps the compile time independent of T (not measured here:
-    no accelerator was available); pass "full" to try the other choice. Numerics are the same either way.
+    `"auto"` (the default): 1, a rolled while loop, on every backend; `"full"`: all `num_steps` (the loop
+    disappears, every step is straight-line code); an int n >= 1: n steps per iteration. Measured on a 2-core
+    CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): with the gate convolutions computed as
+    matmuls (`cells.im2col_conv`) the rolled loop is the fastest choice (stage-1 step at 25 frames 5.7 s
+    against 6.9 s for XLA convolutions fully unrolled) and compiles in seconds instead of ~30 s, whatever
+    T; XLA's own convolutions inside a rolled loop ran their gradients ~10x slower, which is why an earlier
+    default unrolled fully on CPU. Numerics are the same either way.
     """
     if scan_unroll == "auto":
-        return num_steps if jax.default_backend() == "cpu" else 1
+        return 1
     if scan_unroll == "full":
         return num_steps
     if isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int) or scan_unroll < 1:
@@ -151,8 +151,8 @@ class LSTAClassifier(nn.Module):
       dropout_rate: dropout before `fc` (0.7 in the authors' code), active only with `train=True`.
       dtype: compute dtype (float32 or bfloat16); parameters and outputs are float32.
       remat: rematerialise the backbone (`nn.remat`) to save activation memory in training.
-      scan_unroll: time steps unrolled per iteration of the `nn.scan` over T: "auto" (full on CPU, rolled on
-        GPU/TPU), "full" or an int >= 1; speed only, the numbers and parameters do not change
+      scan_unroll: time steps unrolled per iteration of the `nn.scan` over T: "auto" (rolled, 1 step),
+        "full" or an int >= 1; speed only, the numbers and parameters do not change
         (`scan_unroll_steps`).
       variant: ablation variant, see the module docstring.
       verb_classes, noun_classes: > 0 adds the multi-task verb and noun heads (`heads.py`; EPIC-55: 125 and
