@@ -14,8 +14,10 @@ timing interleaved with the torch one of the same work (same minute, so a shared
 - memory: XLA's compiled memory analysis (arguments + outputs + temporaries) and, for both frameworks, the
   peak rise of the process's resident memory during a call (sampled every 2 ms);
 - cost as the number of frames and the batch grow (`--frames-sweep`, `--batch-sweep`);
-- levers: the stage-1 step with `scan_unroll=1` (rolled loop) against the default, and the stage-1 gradient
-  of all parameters against that of the trainable ones only.
+- levers: the stage-1 step with XLA's convolutions fully unrolled (the former default) against the gate
+  convolutions as im2col matmuls in a rolled loop (the default); inference with the backbone over all frames
+  in one call against chunks of frames (`backbone_chunk`, the default); the stage-1 gradient of all
+  parameters against that of the trainable ones only.
 
 `--quick` (4 frames, small sweeps) takes a few minutes on 2 CPU cores; the default is the paper's 25 frames.
 `--memory-plan` adds what a GPU/TPU run of the paper (batch 32, 25 frames) needs: compiled (not run) memory of
@@ -317,20 +319,27 @@ class Bench:
         return self.train("stage1", batch, frames)
 
     # --- levers (jax only, against the default) -------------------------------------------------------------
-    def lever_unroll(self, batch: int, frames: int) -> dict[str, Any]:
-        """Stage-1 step: rolled scan (`scan_unroll=1`) against the configured default."""
+    def lever_gate_convs(self, batch: int, frames: int) -> dict[str, Any]:
+        """Stage-1 step: the former default (XLA convolutions, scan fully unrolled) against the current one
+        (gate convolutions as im2col matmuls, `--scan-unroll`, rolled by default)."""
         import jax
 
         from lsta_jax.models import create_model
+        from lsta_jax.models.cells import gate_conv_implementation
 
         clip, _, label, _ = self.clips(batch, frames)
-        out: dict[str, Any] = {"lever": "scan_unroll (stage-1 step)", "batch": batch, "frames": frames}
-        for key, unroll in (("before", 1), ("after", self.args.scan_unroll)):
-            state, steps = self.jax_train(
-                "stage1", create_model("lsta_rgb", **{**self.config, "scan_unroll": unroll})
-            )
+        out: dict[str, Any] = {
+            "lever": "gate convs + scan loop (stage-1 step)",
+            "batch": batch,
+            "frames": frames,
+        }
+        settings = (("before", "xla", "full"), ("after", "im2col", self.args.scan_unroll))
+        for key, implementation, unroll in settings:
+            model = create_model("lsta_rgb", **{**self.config, "scan_unroll": unroll})
+            state, steps = self.jax_train("stage1", model)
             data = steps.put_batch({"clip": clip, "label": label})
-            compiled, compile_s, _ = timed_compile(steps.train, state, data)
+            with gate_conv_implementation(implementation):  # traced (compiled) inside the block
+                compiled, compile_s, memory = timed_compile(steps.train, state, data)
             state, m = compiled(state, data)
             jax.block_until_ready(m)
             times = []
@@ -341,7 +350,30 @@ class Bench:
                 times.append(time.perf_counter() - t0)
             out[f"{key}_s"] = round(statistics.median(times), 4)
             out[f"{key}_compile_s"] = compile_s
-        out["before"], out["after"] = "scan_unroll=1", f"scan_unroll={self.args.scan_unroll}"
+            out[f"{key}_compiled_mib"] = memory
+            out[key] = f"{implementation} convs, scan_unroll={unroll}"
+        return out
+
+    def lever_backbone_chunk(self, batch: int, frames: int) -> dict[str, Any]:
+        """Inference: the backbone over all B*T frames in one call against chunks (`backbone_chunk`)."""
+        import jax
+
+        from lsta_jax.models import create_model
+
+        clip, _, _, _ = self.clips(batch, frames)
+        out: dict[str, Any] = {
+            "lever": "backbone over frame chunks (inference)",
+            "batch": batch,
+            "frames": frames,
+        }
+        for key, chunk in (("before", 0), ("after", self.model.backbone_chunk)):
+            model = create_model("lsta_rgb", **{**self.config, "backbone_chunk": chunk})
+            forward = jax.jit(lambda v, c, model=model: model.apply(v, c)["logits"])
+            compiled, compile_s, memory = timed_compile(forward, self.variables, clip)
+            out[f"{key}_s"] = _median_time(lambda c=compiled: c(self.variables, clip), self.args.repeats)
+            out[f"{key}_compile_s"] = compile_s
+            out[f"{key}_compiled_mib"] = memory
+            out[key] = f"backbone_chunk={chunk}"
         return out
 
     def lever_frozen_grads(self, stage: str, batch: int, frames: int) -> dict[str, Any]:
@@ -447,11 +479,21 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def format_levers(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| lever | batch | frames | before | s | after | s | after/before |", "| --- " * 8 + "|"]
+    """Before/after table of the levers: time, and compile seconds and compiled MiB where measured."""
+
+    def pair(r: dict[str, Any], key: str) -> str:
+        before, after = r.get(f"before_{key}"), r.get(f"after_{key}")
+        return "" if before is None or after is None else f"{before} -> {after}"
+
+    lines = [
+        "| lever | batch | frames | before | s | after | s | after/before | compile s | compiled MiB |",
+        "| --- " * 10 + "|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['lever']} | {r['batch']} | {r['frames']} | {r['before']} | {r['before_s']:.3f} | "
-            f"{r['after']} | {r['after_s']:.3f} | {r['after_s'] / r['before_s']:.2f}x |"
+            f"{r['after']} | {r['after_s']:.3f} | {r['after_s'] / r['before_s']:.2f}x | "
+            f"{pair(r, 'compile_s')} | {pair(r, 'compiled_mib')} |"
         )
     return "\n".join(lines)
 
@@ -584,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress(f"{stage} batch {b}: {rows[-1]}")
         save()
     if not args.no_levers:
-        result["levers"] = [bench.lever_unroll(b, f)]
+        result["levers"] = [bench.lever_gate_convs(b, f), bench.lever_backbone_chunk(1, f)]
         _progress(f"levers: {result['levers']}")
         for stage in ("stage1", "stage2"):
             result["levers"].append(bench.lever_frozen_grads(stage, b, f))
