@@ -194,3 +194,41 @@ def test_flax_init_matches_the_reference_initialisers():
     bound = 1 / np.sqrt(64)
     assert np.max(np.abs(params["c_classifier"]["kernel"])) <= bound
     assert np.max(np.abs(params["c_classifier"]["kernel"])) > 0.9 * bound
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 4, 16, 12), (1, 7, 7, 1, 1), (3, 2, 3, 5, 7)])
+def test_im2col_gate_conv_equals_torch_conv2d_and_its_gradients(shape):
+    """`im2col_conv` (the cells' gate convolutions) against torch's conv2d (3x3, padding 1): outputs and the
+    gradients with respect to input and kernel; and the "xla" switch gives XLA's convolution, same numbers."""
+    from lsta_jax.models.cells import gate_conv, gate_conv_implementation
+
+    b, h, w, c_in, c_out = shape
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(b, h, w, c_in)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, c_in, c_out)).astype(np.float32)
+    bias = rng.normal(size=(c_out,)).astype(np.float32)
+    cotangent = rng.normal(size=(b, h, w, c_out)).astype(np.float32)
+    conv = gate_conv(c_out, True, "conv", jnp.float32)
+    params = {"params": {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)}}
+
+    def loss(p, x):
+        return jnp.sum(conv.apply(p, x) * cotangent)
+
+    x_t = nchw(x).requires_grad_()
+    w_t = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))).requires_grad_()
+    y_t = torch.nn.functional.conv2d(x_t, w_t, torch.from_numpy(bias), padding=1)
+    (y_t * nchw(cotangent)).sum().backward()
+    for implementation in ("im2col", "xla"):
+        with gate_conv_implementation(implementation):  # fresh functions: the switch acts when tracing
+            hlo = jax.jit(lambda p, x: conv.apply(p, x)).lower(params, jnp.asarray(x)).as_text()
+            y = jax.jit(lambda p, x: conv.apply(p, x))(params, jnp.asarray(x))
+            grads, dx = jax.jit(jax.grad(lambda p, x: loss(p, x), argnums=(0, 1)))(params, jnp.asarray(x))
+        assert ("convolution" in hlo) == (implementation == "xla")
+        np.testing.assert_allclose(y, nhwc(y_t), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(dx, nhwc(x_t.grad), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            grads["params"]["kernel"], w_t.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-5, atol=1e-4
+        )
+    with pytest.raises(ValueError, match="gate conv implementation"):
+        with gate_conv_implementation("winograd"):
+            pass

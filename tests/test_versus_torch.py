@@ -52,7 +52,11 @@ def test_tables_give_ratios():
         "after": "b",
         "after_s": 0.5,
     }
-    assert "| 0.25x |" in vt.format_levers([lever])
+    assert "| 0.25x |  |  |" in vt.format_levers([lever])
+    lever.update(
+        before_compile_s=30.0, after_compile_s=6.0, before_compiled_mib=2000.0, after_compiled_mib=900.0
+    )
+    assert "| 0.25x | 30.0 -> 6.0 | 2000.0 -> 900.0 |" in vt.format_levers([lever])
 
 
 def test_help():

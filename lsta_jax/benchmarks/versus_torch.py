@@ -14,8 +14,10 @@ timing interleaved with the torch one of the same work (same minute, so a shared
 - memory: XLA's compiled memory analysis (arguments + outputs + temporaries) and, for both frameworks, the
   peak rise of the process's resident memory during a call (sampled every 2 ms);
 - cost as the number of frames and the batch grow (`--frames-sweep`, `--batch-sweep`);
-- levers: the stage-1 step with `scan_unroll=1` (rolled loop) against the default, and the stage-1 gradient
-  of all parameters against that of the trainable ones only.
+- levers: the stage-1 step with XLA's convolutions fully unrolled (the former default) against the gate
+  convolutions as im2col matmuls in a rolled loop (the default); inference with the backbone over all frames
+  in one call against chunks of frames (`backbone_chunk`, the default); the stage-1 gradient of all
+  parameters against that of the trainable ones only.
 
 `--quick` (4 frames, small sweeps) takes a few minutes on 2 CPU cores; the default is the paper's 25 frames.
 `--memory-plan` adds what a GPU/TPU run of the paper (batch 32, 25 frames) needs: compiled (not run) memory of
@@ -66,17 +68,39 @@ def machine() -> dict[str, Any]:
     }
 
 
-def release_freed_memory() -> bool:
-    """Make glibc return every freed block over 128 KiB to the system (fixed mmap threshold), so that the
-    resident memory follows what is live and a peak rise measures a call's working memory, for torch's
-    allocator as for XLA's; without it a warm process reuses memory it already holds and shows no rise."""
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def release_freed_memory(release: bool = True) -> bool:
+    """glibc's handling of freed memory, for measuring memory (`release`) or time (`release=False`).
+
+    `release`: every freed block over 128 KiB goes back to the system (fixed mmap and trim thresholds), so
+    the resident memory follows what is live and a peak rise measures a call's working memory, for torch's
+    allocator as for XLA's; without it a warm process reuses memory it already holds and shows no rise. It
+    costs a page fault per large allocation, which slows torch (allocating per op) far more than XLA (one
+    buffer plan per call): measured here, torch's 25-frame inference 1.9 s -> 4.4 s. So `PeakRSS` switches it
+    on only around the calls whose memory it measures, and timing runs with `release=False`: the steady state
+    of glibc's dynamic thresholds (mmap 32 MiB, trim 64 MiB), what a long-running process converges to.
+    """
+    import ctypes
+
+    mmap_threshold, trim_threshold = (128 * 1024, 128 * 1024) if release else (32 * 2**20, 64 * 2**20)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+            libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+        )
+    except (OSError, AttributeError):
+        return False
+
+
+def _trim_heap() -> None:
     import ctypes
 
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, 128 * 1024))  # M_MMAP_THRESHOLD (also disables its dynamic growth)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
-        return False
+        pass
 
 
 def _rss_bytes() -> int:
@@ -88,7 +112,9 @@ class PeakRSS:
     """Context manager: the peak rise of resident memory over its start, sampled every 2 ms (Linux)."""
 
     def __enter__(self) -> PeakRSS:
+        release_freed_memory(True)
         gc.collect()  # let the other framework's freed buffers leave first, so they cannot hide a rise
+        _trim_heap()  # and hand the free memory the process still holds back to the system
         time.sleep(0.2)
         self.start = self.peak = _rss_bytes()
         self._stop = threading.Event()
@@ -104,6 +130,7 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, _rss_bytes())
+        release_freed_memory(False)  # timing runs with glibc's steady-state thresholds
 
     @property
     def rise_mib(self) -> float:
@@ -317,20 +344,27 @@ class Bench:
         return self.train("stage1", batch, frames)
 
     # --- levers (jax only, against the default) -------------------------------------------------------------
-    def lever_unroll(self, batch: int, frames: int) -> dict[str, Any]:
-        """Stage-1 step: rolled scan (`scan_unroll=1`) against the configured default."""
+    def lever_gate_convs(self, batch: int, frames: int) -> dict[str, Any]:
+        """Stage-1 step: the former default (XLA convolutions, scan fully unrolled) against the current one
+        (gate convolutions as im2col matmuls, `--scan-unroll`, rolled by default)."""
         import jax
 
         from lsta_jax.models import create_model
+        from lsta_jax.models.cells import gate_conv_implementation
 
         clip, _, label, _ = self.clips(batch, frames)
-        out: dict[str, Any] = {"lever": "scan_unroll (stage-1 step)", "batch": batch, "frames": frames}
-        for key, unroll in (("before", 1), ("after", self.args.scan_unroll)):
-            state, steps = self.jax_train(
-                "stage1", create_model("lsta_rgb", **{**self.config, "scan_unroll": unroll})
-            )
+        out: dict[str, Any] = {
+            "lever": "gate convs + scan loop (stage-1 step)",
+            "batch": batch,
+            "frames": frames,
+        }
+        settings = (("before", "xla", "full"), ("after", "im2col", self.args.scan_unroll))
+        for key, implementation, unroll in settings:
+            model = create_model("lsta_rgb", **{**self.config, "scan_unroll": unroll})
+            state, steps = self.jax_train("stage1", model)
             data = steps.put_batch({"clip": clip, "label": label})
-            compiled, compile_s, _ = timed_compile(steps.train, state, data)
+            with gate_conv_implementation(implementation):  # traced (compiled) inside the block
+                compiled, compile_s, memory = timed_compile(steps.train, state, data)
             state, m = compiled(state, data)
             jax.block_until_ready(m)
             times = []
@@ -341,7 +375,30 @@ class Bench:
                 times.append(time.perf_counter() - t0)
             out[f"{key}_s"] = round(statistics.median(times), 4)
             out[f"{key}_compile_s"] = compile_s
-        out["before"], out["after"] = "scan_unroll=1", f"scan_unroll={self.args.scan_unroll}"
+            out[f"{key}_compiled_mib"] = memory
+            out[key] = f"{implementation} convs, scan_unroll={unroll}"
+        return out
+
+    def lever_backbone_chunk(self, batch: int, frames: int) -> dict[str, Any]:
+        """Inference: the backbone over all B*T frames in one call against chunks (`backbone_chunk`)."""
+        import jax
+
+        from lsta_jax.models import create_model
+
+        clip, _, _, _ = self.clips(batch, frames)
+        out: dict[str, Any] = {
+            "lever": "backbone over frame chunks (inference)",
+            "batch": batch,
+            "frames": frames,
+        }
+        for key, chunk in (("before", 0), ("after", self.model.backbone_chunk)):
+            model = create_model("lsta_rgb", **{**self.config, "backbone_chunk": chunk})
+            forward = jax.jit(lambda v, c, model=model: model.apply(v, c)["logits"])
+            compiled, compile_s, memory = timed_compile(forward, self.variables, clip)
+            out[f"{key}_s"] = _median_time(lambda c=compiled: c(self.variables, clip), self.args.repeats)
+            out[f"{key}_compile_s"] = compile_s
+            out[f"{key}_compiled_mib"] = memory
+            out[key] = f"backbone_chunk={chunk}"
         return out
 
     def lever_frozen_grads(self, stage: str, batch: int, frames: int) -> dict[str, Any]:
@@ -447,11 +504,21 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def format_levers(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| lever | batch | frames | before | s | after | s | after/before |", "| --- " * 8 + "|"]
+    """Before/after table of the levers: time, and compile seconds and compiled MiB where measured."""
+
+    def pair(r: dict[str, Any], key: str) -> str:
+        before, after = r.get(f"before_{key}"), r.get(f"after_{key}")
+        return "" if before is None or after is None else f"{before} -> {after}"
+
+    lines = [
+        "| lever | batch | frames | before | s | after | s | after/before | compile s | compiled MiB |",
+        "| --- " * 10 + "|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['lever']} | {r['batch']} | {r['frames']} | {r['before']} | {r['before_s']:.3f} | "
-            f"{r['after']} | {r['after_s']:.3f} | {r['after_s'] / r['before_s']:.2f}x |"
+            f"{r['after']} | {r['after_s']:.3f} | {r['after_s'] / r['before_s']:.2f}x | "
+            f"{pair(r, 'compile_s')} | {pair(r, 'compiled_mib')} |"
         )
     return "\n".join(lines)
 
@@ -564,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": machine(), "args": vars(args)}
-    result["machine"]["rss_tracks_live_memory"] = release_freed_memory()
+    result["machine"]["peak_rss_measurable"] = release_freed_memory(False)  # PeakRSS switches it on
     _progress(f"machine {result['machine']}")
     bench = Bench(args)
     f, b = args.frames, args.train_batch
@@ -584,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress(f"{stage} batch {b}: {rows[-1]}")
         save()
     if not args.no_levers:
-        result["levers"] = [bench.lever_unroll(b, f)]
+        result["levers"] = [bench.lever_gate_convs(b, f), bench.lever_backbone_chunk(1, f)]
         _progress(f"levers: {result['levers']}")
         for stage in ("stage1", "stage2"):
             result["levers"].append(bench.lever_frozen_grads(stage, b, f))

@@ -20,7 +20,9 @@ the output pooling are then ε(c_t) w_c alone).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -64,8 +66,107 @@ class LinearKernel(nn.Module):
         return self.param("kernel", torch_linear_kernel_init, (in_features, self.features))
 
 
+# How the gate convolutions are computed: "im2col" (default) or "xla" (`lax.conv_general_dilated`). Same
+# parameters and, up to float summation order, the same numbers; `gate_conv_implementation` switches it.
+_GATE_CONV = {"implementation": "im2col"}
+GATE_CONV_IMPLEMENTATIONS = ("im2col", "xla")
+
+
+@contextlib.contextmanager
+def gate_conv_implementation(name: str) -> Iterator[None]:
+    """Trace the gate convolutions of the cells with `name` ("im2col" or "xla") inside the block.
+
+    A benchmarking hook (`benchmarks.versus_torch` measures the lever with it); it acts when a function is
+    traced, so jit a fresh function inside the block (jit's cache does not see the switch). Measured on the
+    2-core CPU (README "Performance"): a stage-1 step at 25 frames 6.9 s with "xla" convolutions and the full
+    unroll, 5.7 s with "im2col" and the rolled loop.
+    """
+    if name not in GATE_CONV_IMPLEMENTATIONS:
+        raise ValueError(f"gate conv implementation must be one of {GATE_CONV_IMPLEMENTATIONS}, got {name!r}")
+    previous = _GATE_CONV["implementation"]
+    _GATE_CONV["implementation"] = name
+    try:
+        yield
+    finally:
+        _GATE_CONV["implementation"] = previous
+
+
+def im2col_conv(
+    lhs: Array,
+    rhs: Array,
+    window_strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    precision: Any = None,
+    **kwargs: Any,
+) -> Array:
+    """A stride-1 NHWC x HWIO `lax.conv_general_dilated` computed as ONE matmul of the input's patches.
+
+    The (B, H, W, kh*kw*C_in) patch matrix times the (kh*kw*C_in, C_out) kernel. Why: on the 7x7 maps of the
+    cells, XLA's CPU convolution runs a 3x3 512->512 forward + backward at ~55 GFLOP/s and much slower inside
+    a rolled scan loop, the matmul at ~130 GFLOP/s, rolled or not (2-core CPU, batch 2). Signature of
+    `lax.conv_general_dilated` (flax `nn.Conv(conv_general_dilated=...)` calls it); other layouts, strides,
+    dilations or groups fall back to XLA's convolution, as does `gate_conv_implementation("xla")`.
+    """
+    plain = (
+        _GATE_CONV["implementation"] == "im2col"
+        and tuple(window_strides) == (1, 1)
+        and feature_group_count == 1
+        and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
+        and not isinstance(padding, str)
+        and lhs.ndim == 4
+        and (dimension_numbers is None or tuple(dimension_numbers.lhs_spec) == (0, 3, 1, 2))
+        and (dimension_numbers is None or tuple(dimension_numbers.rhs_spec) == (3, 2, 0, 1))
+        and (dimension_numbers is None or tuple(dimension_numbers.out_spec) == (0, 3, 1, 2))
+    )
+    if not plain:
+        return jax.lax.conv_general_dilated(
+            lhs,
+            rhs,
+            window_strides,
+            padding,
+            lhs_dilation,
+            rhs_dilation,
+            dimension_numbers,
+            feature_group_count,
+            precision=precision,
+            **kwargs,
+        )
+    return _patch_matmul(
+        lhs, rhs, tuple(map(tuple, padding)), precision, kwargs.get("preferred_element_type")
+    )
+
+
+@functools.partial(jax.checkpoint, static_argnums=(2, 3, 4))
+def _patch_matmul(
+    lhs: Array, rhs: Array, padding: tuple[tuple[int, int], ...], precision: Any, preferred: Any
+) -> Array:
+    """im2col: the (B*H'*W', kh*kw*C_in) patches of `lhs` times the flattened kernel. Under `jax.checkpoint`
+    the backward pass keeps only `lhs` and recomputes the patches (kh*kw times its size: at the paper's batch
+    32 they doubled a train step's memory, 4.9 -> 10.3 GiB)."""
+    kh, kw, c_in, c_out = rhs.shape
+    (top, bottom), (left, right) = padding
+    b, h, w, _ = lhs.shape
+    padded = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    h_out, w_out = h + top + bottom - kh + 1, w + left + right - kw + 1
+    patches = jnp.concatenate(
+        [padded[:, i : i + h_out, j : j + w_out, :] for i in range(kh) for j in range(kw)], axis=-1
+    )  # (B, H', W', kh*kw*C_in), the kernel's (i, j, c) order
+    out = jnp.dot(
+        patches.reshape(b * h_out * w_out, kh * kw * c_in),
+        rhs.reshape(kh * kw * c_in, c_out),
+        precision=precision,
+        preferred_element_type=preferred,
+    )
+    return out.reshape(b, h_out, w_out, c_out)
+
+
 def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
-    """3x3, stride 1, padding 1 convolution with the reference's xavier-normal init and zero bias."""
+    """3x3, stride 1, padding 1 convolution with the reference's xavier-normal init and zero bias, computed as
+    one matmul of patches (`im2col_conv`); parameters are those of a plain `nn.Conv`."""
     return nn.Conv(
         features,
         (3, 3),
@@ -75,6 +176,7 @@ def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
         bias_init=nn.initializers.zeros,
         dtype=dtype,
         name=name,
+        conv_general_dilated=im2col_conv,
     )
 
 

@@ -63,14 +63,17 @@ def frame_features_and_cam(
     stage_strides: Sequence[int] | None = None,
     max_pool: bool = True,
     batchnorm_train: bool = False,
+    frames_per_call: int = 0,
 ) -> dict[str, jax.Array]:
-    """Steps 1-2 of reference 2.1 for all B*T frames in one backbone call; call inside a compact method.
+    """Steps 1-2 of reference 2.1 for all B*T frames; call inside a compact method.
 
     Creates the backbone submodule `resNet` (ImageNet `fc` of `attention_classes` outputs, BatchNorm in
     inference mode unless `batchnorm_train`: batch statistics, for a from-scratch backbone) in the calling
-    module. Returns the backbone's outputs for the folded (B*T, ...) frames
-    (`layer4`, `layer4_prebn`, `pooled`, `logits`) plus `cam` (B*T, h, w) ν_a = ς(layer4, fc) and
-    `attention_class` (B*T,) k_t; without `attention` the map is zeros and the class -1.
+    module. `frames_per_call` > 0 maps the backbone over chunks of at most that many frames of every clip
+    (`_backbone_over_chunks`; ignored with `batchnorm_train`); 0 folds all B*T frames into one call.
+    Returns the backbone's outputs for the folded (B*T, ...) frames (`layer4`, `layer4_prebn`, `pooled`,
+    `logits`) plus `cam` (B*T, h, w) ν_a = ς(layer4, fc) and `attention_class` (B*T,) k_t; without
+    `attention` the map is zeros and the class -1.
     """
     if clip.ndim != 5 or clip.shape[-1] != 3:
         raise ValueError(f"expected a (B, T, H, W, 3) clip, got shape {tuple(clip.shape)}")
@@ -86,7 +89,10 @@ def frame_features_and_cam(
         dtype=dtype,
         name="resNet",
     )
-    out = dict(backbone(clip.reshape(b * t, height, width, channels), batchnorm_train))
+    if 0 < frames_per_call < t and not batchnorm_train:
+        out = _backbone_over_chunks(backbone, clip, frames_per_call)
+    else:
+        out = dict(backbone(clip.reshape(b * t, height, width, channels), batchnorm_train))
     n, h, w, _ = out["layer4"].shape
     if attention:
         fc_kernel = backbone.variables["params"]["fc"]["kernel"]
@@ -99,19 +105,54 @@ def frame_features_and_cam(
     return out
 
 
+def _backbone_over_chunks(backbone: nn.Module, clip: jax.Array, max_frames: int) -> dict[str, jax.Array]:
+    """The backbone (inference BatchNorm) over the frames of `clip` (B, T, H, W, C) in a rolled loop
+    (`nn.scan`, parameters broadcast: the same `resNet/...` tree), at most `max_frames` frames of every clip
+    per call, so the activation memory does not grow with T. Returns the outputs with the frames folded as
+    one call gives them, (B*T, ...). Chunks are balanced (T=16, at most 5: 4 chunks of 4); a short last
+    chunk is padded by repeating the last frame and the padding dropped."""
+    b, t = clip.shape[:2]
+    chunks = -(-t // max_frames)
+    chunk = -(-t // chunks)
+    padded = jnp.concatenate([clip, jnp.repeat(clip[:, -1:], chunks * chunk - t, axis=1)], axis=1)
+    # (chunks, B*chunk, H, W, C): call i gets frames [i*chunk, (i+1)*chunk) of every clip
+    frames = padded.reshape(b, chunks, chunk, *clip.shape[2:]).swapaxes(0, 1)
+    frames = frames.reshape(chunks, b * chunk, *clip.shape[2:])
+
+    def body(module: nn.Module, carry: None, x: jax.Array) -> tuple[None, dict[str, jax.Array]]:
+        return carry, module(x, False)
+
+    scanned = nn.scan(
+        body,
+        variable_broadcast=["params", "batch_stats"],
+        split_rngs={"params": False},
+        in_axes=0,
+        out_axes=0,
+    )
+    _, out = scanned(backbone, None, frames)
+    # (chunks, B*chunk, ...) -> (B, chunks*chunk, ...) -> drop the padding -> (B*T, ...)
+    return {
+        key: value.reshape(chunks, b, chunk, *value.shape[2:])
+        .swapaxes(0, 1)
+        .reshape(b, chunks * chunk, *value.shape[2:])[:, :t]
+        .reshape(b * t, *value.shape[2:])
+        for key, value in out.items()
+    }
+
+
 def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
     """How many time steps `nn.scan` unrolls per loop iteration, for the `scan_unroll` config field.
 
-    `"full"`: all `num_steps` (the loop disappears, every step is straight-line code); an int n >= 1: n steps
-    per iteration (1 = a rolled while loop); `"auto"`: full on the CPU backend, 1 elsewhere. Measured on a
-    2-core CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): XLA's CPU backend runs the
-    convolution gradients inside a rolled (or partially unrolled) scan loop about 10x slower than the same
-    convolutions in straight-line code, so CPU training needs the full unroll; its cost is a compile time
-    growing with T. On GPU/TPU the rolled loop keeps the compile time independent of T (not measured here:
-    no accelerator was available); pass "full" to try the other choice. Numerics are the same either way.
+    `"auto"` (the default): 1, a rolled while loop, on every backend; `"full"`: all `num_steps` (the loop
+    disappears, every step is straight-line code); an int n >= 1: n steps per iteration. Measured on a 2-core
+    CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): with the gate convolutions computed as
+    matmuls (`cells.im2col_conv`) the rolled loop is the fastest choice (stage-1 step at 25 frames 5.7 s
+    against 6.9 s for XLA convolutions fully unrolled) and compiles in seconds instead of ~30 s, whatever
+    T; XLA's own convolutions inside a rolled loop ran their gradients ~10x slower, which is why an earlier
+    default unrolled fully on CPU. Numerics are the same either way.
     """
     if scan_unroll == "auto":
-        return num_steps if jax.default_backend() == "cpu" else 1
+        return 1
     if scan_unroll == "full":
         return num_steps
     if isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int) or scan_unroll < 1:
@@ -151,9 +192,14 @@ class LSTAClassifier(nn.Module):
       dropout_rate: dropout before `fc` (0.7 in the authors' code), active only with `train=True`.
       dtype: compute dtype (float32 or bfloat16); parameters and outputs are float32.
       remat: rematerialise the backbone (`nn.remat`) to save activation memory in training.
-      scan_unroll: time steps unrolled per iteration of the `nn.scan` over T: "auto" (full on CPU, rolled on
-        GPU/TPU), "full" or an int >= 1; speed only, the numbers and parameters do not change
+      scan_unroll: time steps unrolled per iteration of the `nn.scan` over T: "auto" (rolled, 1 step),
+        "full" or an int >= 1; speed only, the numbers and parameters do not change
         (`scan_unroll_steps`).
+      backbone_chunk: at inference (`train=False`) the backbone runs over at most this many frames of every
+        clip per call, in a rolled loop, so memory stays flat as T grows (compiled, batch 1, full size: 161 /
+        194 / 214 MiB at 1 / 25 / 50 frames, against 266 and 376 MiB at 25 and 50 frames in one call) at the
+        same speed (2.07 s against 2.10 s at 25 frames); 0 = all B*T frames in one call. Training always
+        makes one call (the stage-2 gradient through a loop of XLA convolutions is slow on CPU).
       variant: ablation variant, see the module docstring.
       verb_classes, noun_classes: > 0 adds the multi-task verb and noun heads (`heads.py`; EPIC-55: 125 and
         352, paper 6.5); 0 (default) = no heads, the parameter tree is unchanged.
@@ -196,6 +242,7 @@ class LSTAClassifier(nn.Module):
     dtype: Any = jnp.float32
     remat: bool = False
     scan_unroll: int | str = "auto"
+    backbone_chunk: int = 5
     variant: str = "lsta"
     verb_classes: int = 0
     noun_classes: int = 0
@@ -236,6 +283,7 @@ class LSTAClassifier(nn.Module):
             self.backbone_stage_strides,
             self.backbone_max_pool,
             train and self.batchnorm == "train",
+            0 if train else self.backbone_chunk,
         )
         h, w, k = out["layer4"].shape[1:]
         cam, attention_class = out["cam"], out["attention_class"]
