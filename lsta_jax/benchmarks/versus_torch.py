@@ -406,14 +406,18 @@ class Bench:
         import jax
         import jax.numpy as jnp
 
+        from lsta_jax.models import create_model
         from lsta_jax.train import optimizer as opt
 
         clip, _, label, _ = self.clips(batch, frames)
         params, rest = self.variables["params"], {"batch_stats": self.variables["batch_stats"]}
         mask = opt.trainable_mask(params, stage)
 
+        # the backbone in one call, as in training (`backbone_chunk` maps it in a loop, slow to differentiate)
+        model = create_model("lsta_rgb", **{**self.config, "backbone_chunk": 0})
+
         def loss(p: Any) -> Any:
-            logits = self.model.apply({**rest, "params": p}, clip)["logits"]
+            logits = model.apply({**rest, "params": p}, clip)["logits"]
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), label[:, None], 1))
 
         def masked_full(p: Any) -> Any:  # before: every leaf differentiated, frozen grads dropped afterwards

@@ -198,8 +198,9 @@ class LSTAClassifier(nn.Module):
       backbone_chunk: at inference (`train=False`) the backbone runs over at most this many frames of every
         clip per call, in a rolled loop, so memory stays flat as T grows (compiled, batch 1, full size: 161 /
         194 / 214 MiB at 1 / 25 / 50 frames, against 266 and 376 MiB at 25 and 50 frames in one call) at the
-        same speed (2.07 s against 2.10 s at 25 frames); 0 = all B*T frames in one call. Training always
-        makes one call (the stage-2 gradient through a loop of XLA convolutions is slow on CPU).
+        same speed (2.15 s against 2.16 s at 25 frames); 0 = all B*T frames in one call. Training always
+        makes one call: XLA's CPU backend runs convolution gradients inside a loop ~8x slower, so to
+        differentiate the model with `train=False` (e.g. saliency) on CPU, set 0.
       variant: ablation variant, see the module docstring.
       verb_classes, noun_classes: > 0 adds the multi-task verb and noun heads (`heads.py`; EPIC-55: 125 and
         352, paper 6.5); 0 (default) = no heads, the parameter tree is unchanged.
