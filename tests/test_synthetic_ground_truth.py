@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 
 import lsta_jax.data as D
+from lsta_jax.benchmarks.selector_pointing import constant_map_scores, score_maps
+from lsta_jax.benchmarks.selector_pointing import main as selector_pointing_main
 from lsta_jax.data.clip_io import decode_image
 from lsta_jax.data.synthetic import NOUN_STYLE, NOUNS, SKIN
-from lsta_jax.data.synthetic_objects import COLOURS
+from lsta_jax.data.synthetic_objects import COLOURS, render_image
 from lsta_jax.pointing import box_cells, dilate, pointing_game, pointing_hits
 from lsta_jax.viz import denormalize
 
@@ -75,7 +77,10 @@ def test_eval_loader_boxes_sit_on_the_drawn_hand_and_confuser(tmp_path):
 
 
 def test_synthetic_objects_builder_balanced_and_drawn_in_the_class_colour(tmp_path):
-    builder = D.build("synthetic_objects", tmp_path, num_train=64, num_test=32, frame_size=32, seed=2)
+    # without hands (a held object may be mostly hidden: the held images have their own test below)
+    builder = D.build(
+        "synthetic_objects", tmp_path, num_train=64, num_test=32, frame_size=32, seed=2, hand=0.0
+    )
     names = D.class_names(builder)
     assert len(names) == 32 and names[:2] == ["red_square", "red_round"]
     source = builder.as_data_source("train")
@@ -100,3 +105,66 @@ def test_export_writes_the_test_split_first_records(tmp_path):
         stored = [np.asarray(decode_image(f)) for f in source[i]["frames"]]
         exported = [np.asarray(Image.open(f)) for f in sorted(Path(entry["frames"]).iterdir())]
         np.testing.assert_array_equal(np.stack(exported), np.stack(stored))
+
+
+def _pixels_of(image: np.ndarray, box: list[float], colour) -> int:
+    """How many pixels inside a (y0, x0, y1, x1) frame-unit box have exactly `colour` (+-2)."""
+    size = image.shape[0]
+    y0, x0, y1, x1 = (int(np.clip(round(v * size), 0, size)) for v in box)
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    return int((np.abs(patch - np.asarray(colour, np.float32)).max(axis=-1) <= 2).sum())
+
+
+def test_synthetic_objects_held_images_show_the_hand_over_the_labelled_object():
+    # every image held (hand=1, held=1) with a second object: check the stored geometry against the pixels
+    options = D.SyntheticObjectsOptions(hand=1.0, held=1.0, second_object=1.0)
+    rng = np.random.default_rng(3)
+    names = options.class_names()
+    for i in range(24):
+        label = i % 32
+        image, geometry = render_image(label, 48, rng, options)
+        obj, hand, second = geometry["object"], geometry["hand"], geometry["second"]
+        assert geometry["held"] == [1.0] and hand is not None and second is not None
+        # the hand's box overlaps the object's box and the hand is drawn over it: skin inside the object box
+        assert hand[0] < obj[2] and obj[0] < hand[2] and hand[1] < obj[3] and obj[1] < hand[3]
+        colour = COLOURS[names[label].split("_")[0]]
+        assert _pixels_of(image, obj, SKIN) > 0, names[label]
+        # partly occluded, not hidden: some of the object's own colour is still visible
+        assert _pixels_of(image, obj, colour) > 0, names[label]
+        # the unheld object of another kind lies apart from the labelled one
+        assert second[1] >= obj[3] or obj[1] >= second[3], (obj, second)
+
+
+def test_synthetic_objects_without_hands_draw_no_skin():
+    options = D.SyntheticObjectsOptions(hand=0.0, second_object=1.0)
+    rng = np.random.default_rng(4)
+    for label in range(8):
+        image, geometry = render_image(label, 48, rng, options)
+        assert geometry["hand"] is None and geometry["second"] is None and geometry["held"] == [0.0]
+        assert _pixels_of(image, [0, 0, 1, 1], SKIN) == 0
+
+
+def test_selector_pointing_scores_by_hand():
+    # 4x4 grid: hand in cell (3, 0), target in (0, 0), confuser in (0, 3), the same in both frames
+    frame = [[0.75, 0.0, 1.0, 0.25], [0.0, 0.0, 0.25, 0.25], [0.0, 0.75, 0.25, 1.0]]
+    boxes = np.array([[frame, frame]], np.float32)
+    maps = np.zeros((1, 2, 4, 4))
+    maps[0, 0, 0, 3] = 1.0  # frame 0 on the confuser: no hit on hand or target (3 cells away)
+    maps[0, 1, 1, 1] = 1.0  # frame 1 one cell from the target, two from the hand and the confuser
+    scores = score_maps(maps, boxes)
+    assert {k: v[0] for k, v in scores.items()} == {
+        "hand|target": 0.5,
+        "hand": 0.0,
+        "target": 0.5,
+        "confuser": 0.5,
+    }
+    assert scores["hand|target"][1].tolist() == [0.0, 1.0]
+    constant = constant_map_scores(boxes, 4, 4)
+    assert constant[(0, 0)] == 1.0 and constant[(2, 1)] == 1.0  # on the target; one cell from the hand
+    assert constant[(0, 3)] == 0.0 and constant[(1, 3)] == 0.0
+
+
+def test_selector_pointing_refuses_a_missing_pretrain_dir(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        selector_pointing_main(["--pretrain", str(tmp_path / "nope")])
+    assert exit_info.value.code == 2 and "--pretrain" in capsys.readouterr().err

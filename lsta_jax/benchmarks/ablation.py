@@ -55,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--epochs", type=int, default=None, help="override num_epochs of stage 1 (default: the config's)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="override num_epochs of stage 1, its lr milestones scaled alike (default: the config's)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="override data.num_frames of both stages (default: the config's)",
     )
     parser.add_argument("--dataset", default="synthetic_ego", choices=("toy", "synthetic_ego"))
     parser.add_argument("--stage2", action="store_true", help="also run stage 2 and report it")
@@ -94,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                     config.init_from = init
                 config.seed = seed
                 if args.epochs and stage == 1:
+                    # lr milestones keep their place in the schedule: config 32 epochs, (24,) -> 16, (12,)
+                    scale = args.epochs / config.num_epochs
+                    config.lr_milestones = tuple(round(m * scale) for m in config.lr_milestones)
                     config.num_epochs = args.epochs
+                if args.frames:
+                    config.data.num_frames = args.frames
                 workdir = root / f"{variant}_seed{seed}_stage{stage}"
                 summary = _run(config, workdir)
                 init = str(workdir)
