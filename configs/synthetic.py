@@ -56,7 +56,9 @@ def get_config(arg=None):
     )
     if args["variant"] == "ego_rnn":
         c.model.kind = "convlstm_rgb"
-        del c.model["variant"], c.model["c_cam_classes"]
+        # ego-rnn's ConvLSTM classifier has no ablation variant, output pooling or multi-task heads
+        for key in ("variant", "c_cam_classes", "verb_classes", "noun_classes", "head_bias_control"):
+            del c.model[key]
     else:
         c.model.variant = args["variant"]
     c.data.synthetic = dataclasses.asdict(options)

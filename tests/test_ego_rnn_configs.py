@@ -191,3 +191,16 @@ def test_config_init_from_a_resnet_directory_takes_the_flow_branch(tmp_path, mon
         out["params"]["layer4_0"]["bn2"]["scale"], source["params"]["layer4_0"]["bn2"]["scale"]
     )
     assert np.array_equal(out["params"]["fc_action"]["bias"], target["params"]["fc_action"]["bias"])
+
+
+@pytest.mark.parametrize("variant", ["convlstm", "lsta", "ego_rnn"])
+@pytest.mark.parametrize("stage", [1, 2])
+def test_synthetic_ablation_configs_build_their_models(variant, stage):
+    """Every `configs/synthetic.py` variant (the ablation's rows) gives a model config its kind accepts
+    (ego_rnn's ConvLSTM has no variant, output pooling or multi-task heads) and the stage's trainable mask."""
+    config = load_config(str(CONFIGS / f"synthetic.py:variant={variant},stage={stage}"))
+    assert config.model.kind == ("convlstm_rgb" if variant == "ego_rnn" else "lsta_rgb")
+    model = create_model(config.model.kind, **trainer.model_config(config))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), trainer.example_inputs(config)["clip"][:, :2])
+    mask = opt.trainable_mask(shapes["params"], config.trainable)
+    assert any(jax.tree_util.tree_leaves(mask)) and not all(jax.tree_util.tree_leaves(mask))
