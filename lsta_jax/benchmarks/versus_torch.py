@@ -77,30 +77,36 @@ def release_freed_memory(release: bool = True) -> bool:
     `release`: every freed block over 128 KiB goes back to the system (fixed mmap and trim thresholds), so
     the resident memory follows what is live and a peak rise measures a call's working memory, for torch's
     allocator as for XLA's; without it a warm process reuses memory it already holds and shows no rise. It
-    costs a page fault per large allocation, which slows torch (allocating per op) far more than XLA (one
-    buffer plan per call): measured here, torch's 25-frame inference 1.9 s -> 4.4 s. So `PeakRSS` switches it
-    on only around the calls whose memory it measures, and timing runs with `release=False`: the steady state
+    costs a page fault per large allocation, which can slow torch (allocating per op) more than XLA (one
+    buffer plan per call): a run with it on throughout gave torch's 25-frame inference 4.4 s against 1.9-2.2 s
+    since, though in isolation it measured 1.92 s with and 1.97 s without. So `PeakRSS` switches it on only
+    around the calls whose memory it measures, and timing runs with `release=False`: the steady state
     of glibc's dynamic thresholds (mmap 32 MiB, trim 64 MiB), what a long-running process converges to.
     """
+    mmap_threshold, trim_threshold = (128 * 1024, 128 * 1024) if release else (32 * 2**20, 64 * 2**20)
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    )
+
+
+def _libc() -> Any:
+    """glibc through ctypes, or None where it is not (another libc, another OS)."""
     import ctypes
 
-    mmap_threshold, trim_threshold = (128 * 1024, 128 * 1024) if release else (32 * 2**20, 64 * 2**20)
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
-        )
-    except (OSError, AttributeError):
-        return False
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
 
 
 def _trim_heap() -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _rss_bytes() -> int:
