@@ -169,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     if "pointing_game" in summary:
         print(
             f"      pointing game {summary['pointing_game']:.3f} (attention argmax on the hand or the target "
-            f"object, +-1 cell, {summary['pointing_frames']} frames)",
+            f"object, +-1 cell, {summary['pointing_frames']} frames); "
+            f"{summary['pointing_game_hand_in_view']:.3f} on the frames that show the hand",
             flush=True,
         )
+        per_frame = " ".join("  - " if r is None else f"{r:.2f}" for r in summary["pointing_per_frame"])
+        print(f"      pointing game per frame position: {per_frame}", flush=True)
     print("      per-class recall:")
     for line in per_class_lines(summary, names):
         print("      " + line)
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "mean_class_accuracy": summary["mean_class_accuracy"],
         "per_class_recall": dict(zip(names, summary["per_class_accuracy"], strict=True)),
         "pointing_game": summary.get("pointing_game"),
+        "pointing_game_hand_in_view": summary.get("pointing_game_hand_in_view"),
+        "pointing_per_frame": summary.get("pointing_per_frame"),
         "chance": chance,
         "predictions": predicted,
         "total_seconds": round(total, 1),

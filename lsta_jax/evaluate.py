@@ -15,7 +15,8 @@ adds each stream's own top-1 (`rgb_top1`, `flow_top1`).
 When the evaluation data carry ground-truth boxes (`synthetic_ego`) and the model returns attention maps, the
 pointing-game score (`lsta_jax.pointing`: the map's argmax cell on the hand or the target object, one cell of
 tolerance) is computed too and written beside top-1 as `pointing_game` (with `pointing_frames`, the frames
-counted).
+counted), with the same hits over the frames that show the hand (`pointing_game_hand_in_view`) and per frame
+position (`pointing_per_frame`).
 """
 
 from __future__ import annotations
@@ -55,15 +56,16 @@ def evaluate_checkpoint(
 
 
 def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, Any] | None:
-    """{'pointing_game', 'pointing_frames'} of the model's attention maps over eval batches that carry
-    `boxes`; None when the batches have no boxes or the model no `attention` output. Padding is skipped."""
+    """{'pointing_game', 'pointing_frames', 'pointing_game_hand_in_view', 'pointing_per_frame'} of the model's
+    attention maps over eval batches that carry `boxes` (see `lsta_jax.pointing`); None when the batches have
+    no boxes or the model no `attention` output. Padding is skipped."""
     import jax
     import numpy as np
 
-    from lsta_jax.pointing import pointing_game, pointing_hits
+    from lsta_jax.pointing import hand_in_view, pointing_game, pointing_hits, pointing_per_frame
 
     forward = jax.jit(lambda v, clip: model.apply(v, clip=clip).get("attention"))
-    hits, counted = [], []
+    hits, counted, hand = [], [], []
     for batch in batches:
         if "boxes" not in batch:
             return None
@@ -74,11 +76,15 @@ def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, An
         real = np.asarray(batch.get("mask", np.ones(len(h), bool)))[:, None]
         hits.append(h & real)
         counted.append(c & real)
+        hand.append(hand_in_view(batch["boxes"], *attention.shape[-2:]) & real)
     if not hits:
         return None
+    hits, counted, hand = np.concatenate(hits), np.concatenate(counted), np.concatenate(hand)
     return {
-        "pointing_game": pointing_game(np.concatenate(hits), np.concatenate(counted)),
-        "pointing_frames": int(np.concatenate(counted).sum()),
+        "pointing_game": pointing_game(hits, counted),
+        "pointing_frames": int(counted.sum()),
+        "pointing_game_hand_in_view": pointing_game(hits & hand, counted & hand),
+        "pointing_per_frame": pointing_per_frame(hits, counted),
     }
 
 
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lsta_jax.train.metrics import REPORT_KEYS
 
-    keys = (*REPORT_KEYS, "pointing_game", "count", "rgb_top1", "flow_top1")
+    keys = (*REPORT_KEYS, "pointing_game", "pointing_game_hand_in_view", "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0

@@ -5,8 +5,10 @@ the confuser (`lsta_jax.data.synthetic.BOX_NAMES`). A frame is a hit when the ar
 map u_t (the model's `attention` output, (h, w) per frame) lies within `tolerance` cells (Chebyshev distance,
 default one cell) of a cell that the hand's or the target's box overlaps. Frames where none of those boxes
 overlaps the map (e.g. the hand still below the frame and the target cropped away) do not count. The score is
-hits / counted frames over all clips. A uniform map (the `convlstm` variant) points at cell (0, 0), the first
-argmax, so it scores what a fixed guess scores.
+hits / counted frames over all clips. Two views of the same hits explain it: the score per frame position
+(`pointing_per_frame`: before the hand arrives no causal map can know which of the two objects will be used)
+and the score over the frames with the hand in view (`hand_in_view`). A uniform map (the `convlstm` variant)
+points at cell (0, 0), the first argmax, so it scores what a fixed guess scores.
 
 A box (y0, x0, y1, x1), in units of the model's input crop, overlaps cell (i, j) of an h x w grid when it
 covers part of [i/h, (i+1)/h) x [j/w, (j+1)/w) with positive area.
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 POINTING_BOXES = (0, 1)  # indices into BOX_NAMES: the hand and the target object
+HAND_BOX = (0,)
 TOLERANCE = 1
 
 
@@ -68,3 +71,14 @@ def pointing_game(hits: np.ndarray, counted: np.ndarray) -> float:
     """The score: hits over counted frames (nan when nothing was counted)."""
     total = int(np.sum(counted))
     return float(np.sum(hits)) / total if total else float("nan")
+
+
+def pointing_per_frame(hits: np.ndarray, counted: np.ndarray) -> list[float | None]:
+    """The score at each frame position t over all clips ((N, T) arrays; None where no frame t counts)."""
+    counts = np.sum(counted, axis=0)
+    return [float(h) / float(c) if c else None for h, c in zip(np.sum(hits, axis=0), counts, strict=True)]
+
+
+def hand_in_view(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(N, T) bool: frames where the hand's box overlaps the h x w map (the hand is acting in view)."""
+    return box_cells(np.asarray(boxes)[:, :, list(HAND_BOX)], h, w).any(axis=(2, -2, -1))

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_train import tiny_config
 
 import lsta_jax.data as D
 from lsta_jax.benchmarks.selector_pointing import constant_map_scores, score_maps
@@ -13,7 +14,14 @@ from lsta_jax.benchmarks.selector_pointing import main as selector_pointing_main
 from lsta_jax.data.clip_io import decode_image
 from lsta_jax.data.synthetic import NOUN_STYLE, NOUNS, SKIN
 from lsta_jax.data.synthetic_objects import COLOURS, render_image
-from lsta_jax.pointing import box_cells, dilate, pointing_game, pointing_hits
+from lsta_jax.pointing import (
+    box_cells,
+    dilate,
+    hand_in_view,
+    pointing_game,
+    pointing_hits,
+    pointing_per_frame,
+)
 from lsta_jax.viz import denormalize
 
 
@@ -45,6 +53,22 @@ def test_pointing_hits_by_hand():
     assert counted.tolist() == [[True, True, True, False]]
     assert pointing_game(hits, counted) == pytest.approx(1 / 3)
     assert pointing_hits(attention, boxes, tolerance=0)[0].sum() == 0
+
+
+def test_pointing_per_frame_and_with_the_hand_in_view_by_hand():
+    # 2 clips x 3 frames; hits and counted as pointing_hits returns them
+    hits = np.array([[True, False, True], [False, False, True]])
+    counted = np.array([[True, True, True], [False, True, True]])
+    assert pointing_per_frame(hits, counted) == [1.0, 0.0, 1.0]
+    assert pointing_per_frame(hits, np.zeros_like(counted)) == [None, None, None]
+    boxes = np.zeros((2, 3, 3, 4))
+    boxes[:, :, 0] = [1.2, 0.0, 1.4, 0.2]  # hand below the 4x4 map ...
+    boxes[0, 2, 0] = [0.7, 0.1, 1.1, 0.3]  # ... except clip 0, frame 2: it reaches row 3
+    boxes[1, 1, 0] = [-0.3, 0.9, 0.01, 1.2]  # and clip 1, frame 1: a sliver of the top-right cell
+    boxes[:, :, 2] = [0.0, 0.0, 0.5, 0.5]  # the confuser is not the hand
+    in_view = hand_in_view(boxes, 4, 4)
+    assert in_view.tolist() == [[False, False, True], [False, True, False]]
+    assert pointing_game(hits & in_view, counted & in_view) == pytest.approx(1 / 2)
 
 
 def test_eval_loader_boxes_sit_on_the_drawn_hand_and_confuser(tmp_path):
@@ -168,3 +192,39 @@ def test_selector_pointing_refuses_a_missing_pretrain_dir(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         selector_pointing_main(["--pretrain", str(tmp_path / "nope")])
     assert exit_info.value.code == 2 and "--pretrain" in capsys.readouterr().err
+
+
+def test_evaluate_scores_the_attention_of_every_real_clip_once(tmp_path):
+    import jax
+
+    from lsta_jax.evaluate import attention_pointing
+    from lsta_jax.models import create_model
+    from lsta_jax.train import trainer
+
+    config = tiny_config()
+    model = create_model("lsta_rgb", **trainer.model_config(config))
+    variables = trainer.init_variables(model, config, jax.random.PRNGKey(0))
+    builder = D.build("synthetic_ego", tmp_path, num_train=0, num_test=6, num_frames=6, frame_size=48)
+    loader = D.make_eval_loader(  # batches of 4: the second holds 2 clips and 2 padded slots
+        builder.as_data_source("test"),
+        global_batch_size=4,
+        num_frames=3,
+        crop_size=48,
+        resize_shorter=48,
+        worker_count=0,
+    )
+    batches = list(loader)
+    summary = attention_pointing(model, variables, batches)
+
+    real = [b["mask"].astype(bool) for b in batches]
+    clips = np.concatenate([b["clip"][m] for b, m in zip(batches, real, strict=True)])
+    boxes = np.concatenate([b["boxes"][m] for b, m in zip(batches, real, strict=True)])
+    attention = np.asarray(model.apply(variables, clips)["attention"])  # (6, 3, h, w)
+    hits, counted = pointing_hits(attention, boxes)
+    in_view = hand_in_view(boxes, *attention.shape[-2:])
+    assert summary["pointing_frames"] == counted.sum() > 0
+    assert summary["pointing_game"] == pytest.approx(pointing_game(hits, counted))
+    assert summary["pointing_game_hand_in_view"] == pytest.approx(
+        pointing_game(hits & in_view, counted & in_view), nan_ok=True
+    )
+    assert summary["pointing_per_frame"] == pytest.approx(pointing_per_frame(hits, counted))
