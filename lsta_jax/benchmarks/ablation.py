@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     config.init_from = init
                 config.seed = seed
                 if args.epochs and stage == 1:
-                    # lr milestones keep their place in the schedule: config 32 epochs, (24,) -> 16, (12,)
+                    # lr milestones keep their place in the schedule: config 48 epochs, (36,) -> 16, (12,)
                     scale = args.epochs / config.num_epochs
                     config.lr_milestones = tuple(round(m * scale) for m in config.lr_milestones)
                     config.num_epochs = args.epochs
