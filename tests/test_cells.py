@@ -232,3 +232,18 @@ def test_im2col_gate_conv_equals_torch_conv2d_and_its_gradients(shape):
     with pytest.raises(ValueError, match="gate conv implementation"):
         with gate_conv_implementation("winograd"):
             pass
+
+
+@pytest.mark.parametrize("stride, dilation", [((2, 2), (1, 1)), ((1, 1), (2, 2))])
+def test_im2col_conv_falls_back_to_a_convolution_outside_its_case(stride, dilation):
+    """Strides and dilations other than 1 are not im2col's case: the result is still torch's conv2d."""
+    from lsta_jax.models.cells import im2col_conv
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
+    y = im2col_conv(jnp.asarray(x), jnp.asarray(kernel), stride, ((1, 1), (1, 1)), None, dilation, numbers)
+    w_t = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+    y_t = torch.nn.functional.conv2d(nchw(x), w_t, stride=stride, padding=1, dilation=dilation)
+    np.testing.assert_allclose(y, nhwc(y_t), rtol=1e-5, atol=1e-5)

@@ -330,12 +330,7 @@ class Bench:
         state, steps = self.jax_train(stage)
         data = steps.put_batch({"clip": clip, "label": label})
         compiled, compile_s, memory = timed_compile(steps.train, state, data)
-        holder = [state]
-
-        def jax_call() -> Any:
-            holder[0], metrics = compiled(holder[0], data)
-            return metrics
-
+        jax_call = _train_steps(compiled, state, data)
         torch_step = self.torch_train(stage)
         r = interleaved(jax_call, lambda: torch_step(torch_clip, torch_label), self.args.repeats)
         return {
@@ -354,7 +349,6 @@ class Bench:
     def lever_gate_convs(self, batch: int, frames: int) -> dict[str, Any]:
         """Stage-1 step: the former default (XLA convolutions, scan fully unrolled) against the current one
         (gate convolutions as im2col matmuls, `--scan-unroll`, rolled by default)."""
-        import jax
 
         from lsta_jax.models import create_model
         from lsta_jax.models.cells import gate_conv_implementation
@@ -372,15 +366,7 @@ class Bench:
             data = steps.put_batch({"clip": clip, "label": label})
             with gate_conv_implementation(implementation):  # traced (compiled) inside the block
                 compiled, compile_s, memory = timed_compile(steps.train, state, data)
-            state, m = compiled(state, data)
-            jax.block_until_ready(m)
-            times = []
-            for _ in range(self.args.repeats):
-                t0 = time.perf_counter()
-                state, m = compiled(state, data)
-                jax.block_until_ready(m)
-                times.append(time.perf_counter() - t0)
-            out[f"{key}_s"] = round(statistics.median(times), 4)
+            out[f"{key}_s"] = _median_time(_train_steps(compiled, state, data), self.args.repeats)
             out[f"{key}_compile_s"] = compile_s
             out[f"{key}_compiled_mib"] = memory
             out[key] = f"{implementation} convs, scan_unroll={unroll}"
@@ -475,6 +461,17 @@ class Bench:
                 )
                 _progress(f"memory plan {stage} remat={remat}: {memory} MiB (compiled in {compile_s} s)")
         return rows
+
+
+def _train_steps(compiled: Any, state: Any, data: Any) -> Callable[[], Any]:
+    """A call that runs one compiled train step from the state the previous call left; returns its metrics."""
+    holder = [state]
+
+    def step() -> Any:
+        holder[0], metrics = compiled(holder[0], data)
+        return metrics
+
+    return step
 
 
 def _median_time(call: Callable[[], Any], repeats: int) -> float:

@@ -63,13 +63,13 @@ def frame_features_and_cam(
     stage_strides: Sequence[int] | None = None,
     max_pool: bool = True,
     batchnorm_train: bool = False,
-    frames_per_call: int = 0,
+    backbone_chunk: int = 0,
 ) -> dict[str, jax.Array]:
     """Steps 1-2 of reference 2.1 for all B*T frames; call inside a compact method.
 
     Creates the backbone submodule `resNet` (ImageNet `fc` of `attention_classes` outputs, BatchNorm in
     inference mode unless `batchnorm_train`: batch statistics, for a from-scratch backbone) in the calling
-    module. `frames_per_call` > 0 maps the backbone over chunks of at most that many frames of every clip
+    module. `backbone_chunk` > 0 maps the backbone over chunks of at most that many frames of every clip
     (`_backbone_over_chunks`; ignored with `batchnorm_train`); 0 folds all B*T frames into one call.
     Returns the backbone's outputs for the folded (B*T, ...) frames (`layer4`, `layer4_prebn`, `pooled`,
     `logits`) plus `cam` (B*T, h, w) ν_a = ς(layer4, fc) and `attention_class` (B*T,) k_t; without
@@ -89,8 +89,8 @@ def frame_features_and_cam(
         dtype=dtype,
         name="resNet",
     )
-    if 0 < frames_per_call < t and not batchnorm_train:
-        out = _backbone_over_chunks(backbone, clip, frames_per_call)
+    if 0 < backbone_chunk < t and not batchnorm_train:
+        out = _backbone_over_chunks(backbone, clip, backbone_chunk)
     else:
         out = dict(backbone(clip.reshape(b * t, height, width, channels), batchnorm_train))
     n, h, w, _ = out["layer4"].shape
