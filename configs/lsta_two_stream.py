@@ -1,8 +1,10 @@
 """Two-stream LSTA with cross-modal fusion (paper 5.3, kind `lsta_two_stream`) from a trained RGB stream and
 a trained motion stream.
 
-Arg: `dataset=gtea61|gtea71|egtea|toy` (default gtea61; toy: in-memory clips, small backbone), `split=K`
-(GTEA 1-4, default 2 = GTEA61*; EGTEA 1-3, default 1).
+Arg: `dataset=gtea61|gtea71|egtea|synthetic|toy` (default gtea61; toy: in-memory clips, small backbone;
+synthetic: the embedded `synthetic_ego` with flow, the streams of `configs/synthetic.py` and
+`configs/lsta_flow.py:dataset=synthetic`, a CPU schedule), `split=K` (GTEA 1-4, default 2 = GTEA61*; EGTEA
+1-3, default 1).
 
     # the two streams first: configs/gtea61.py (stages 1, 2), configs/lsta_flow.py (verb, activity)
     python -m lsta_jax.train --config configs/lsta_two_stream.py:dataset=gtea61,split=2 \\
@@ -24,7 +26,7 @@ selector), the motion stream's layer4, selector and classifier, and every fusion
 
 import ml_collections
 
-from lsta_jax.train.config import default_config, parse_arg, set_dataset, set_toy
+from lsta_jax.train.config import default_config, parse_arg, set_dataset, set_synthetic, set_toy
 
 # What the fusion stage trains (regexes over parameter paths; optimizer.NEVER_TRAINED stays frozen).
 TRAINABLE = (
@@ -72,6 +74,9 @@ def get_config(arg=None):
     )
     if a["dataset"] == "toy":
         set_toy(c)
+    elif a["dataset"] == "synthetic":
+        set_synthetic(c, flow=True)
+        c.model.rgb_dropout_rate = 0.3  # configs/synthetic.py's
     else:
         set_dataset(c, a["dataset"], a["split"])
         c.model.c_cam_classes = 150 if a["dataset"] == "egtea" else 100

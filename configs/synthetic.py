@@ -26,35 +26,17 @@ The remaining errors are shake <-> pour of the same object. No paper number for 
 "Ablation at small scale" has the variants.
 """
 
-import dataclasses
-
-from lsta_jax.data.synthetic import SyntheticOptions
-from lsta_jax.train.config import default_config, parse_arg, stage2
-
-BACKBONE = dict(
-    backbone_stage_sizes=(1, 1, 1, 1),
-    backbone_widths=(16, 32, 32, 32),
-    backbone_stage_strides=(1, 2, 2, 1),
-    backbone_max_pool=False,
-)
+from lsta_jax.train.config import default_config, parse_arg, set_synthetic, stage2
 
 
 def get_config(arg=None):
     if arg == "toy":
         return toy_config()
     args = parse_arg(arg, variant="lsta", stage=1)
-    options = SyntheticOptions()  # the defaults: what `python -m lsta_jax.data export` writes
     c = default_config()
     c.name = f"synthetic_{args['variant']}_stage{args['stage']}"
-    c.model.update(
-        num_classes=len(options.class_names()),
-        mem_size=32,
-        c_cam_classes=16,
-        attention_classes=32,  # the synthetic_objects classes
-        dropout_rate=0.3,
-        batchnorm="frozen",
-        **BACKBONE,
-    )
+    set_synthetic(c)  # data, classes, the small backbone, memory 32, 16 output-pooling classes
+    c.model.update(dropout_rate=0.3, batchnorm="frozen")
     if args["variant"] == "ego_rnn":
         c.model.kind = "convlstm_rgb"
         # ego-rnn's ConvLSTM classifier has no ablation variant, output pooling or multi-task heads
@@ -62,26 +44,12 @@ def get_config(arg=None):
             del c.model[key]
     else:
         c.model.variant = args["variant"]
-    c.data.synthetic = dataclasses.asdict(options)
-    c.data.update(
-        name="synthetic_ego",
-        builder_config="",
-        num_frames=16,  # all frames: at 8, only 2 sampled frames fall in the action and shake/pour are ~50/50
-        crop_size=56,
-        resize_shorter=options.frame_size,
-        train_split="train",
-        eval_split="test",
-    )
+    # all 16 frames: at 8, only 2 sampled frames fall in the action and shake/pour are ~50/50
     c.shuffle = True
-    c.global_batch_size = 16
-    c.eval_batch_size = 48
     c.num_epochs = 48  # 16 / 32 epochs: stage-1 top-1 0.81 / 0.84, the shake/pour classes still improving
     c.learning_rate = 5e-3
     c.lr_milestones = (36,)
     c.weight_decay = 5e-5
-    c.eval_every_epochs = 0
-    c.checkpoint_every_steps = 1000
-    c.log_every_steps = 10
     if args["stage"] == 2:
         stage2(c)
         c.learning_rate = 5e-4

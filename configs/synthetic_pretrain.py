@@ -25,9 +25,10 @@ import dataclasses
 import ml_collections
 
 from lsta_jax.data.synthetic_objects import SyntheticObjectsOptions
-from lsta_jax.train.config import default_config
+from lsta_jax.train.config import SYNTHETIC_BACKBONE, default_config
 
-BACKBONE = dict(stage_sizes=(1, 1, 1, 1), widths=(16, 32, 32, 32), stage_strides=(1, 2, 2, 1), max_pool=False)
+# the clip models' backbone fields without their prefix: the `resnet` kind's own names
+BACKBONE = {k.removeprefix("backbone_"): v for k, v in SYNTHETIC_BACKBONE.items()}
 
 
 def get_config(arg=None):

@@ -58,18 +58,20 @@ def evaluate_checkpoint(
 def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, Any] | None:
     """{'pointing_game', 'pointing_frames', 'pointing_game_hand_in_view', 'pointing_per_frame'} of the model's
     attention maps over eval batches that carry `boxes` (see `lsta_jax.pointing`); None when the batches have
-    no boxes or the model no `attention` output. Padding is skipped."""
+    no boxes (flow-only batches have none) or the model no `attention` output. The model gets every input of
+    the batch: a two-stream model is scored on its RGB maps. Padding is skipped."""
     import jax
     import numpy as np
 
     from lsta_jax.pointing import hand_in_view, pointing_game, pointing_hits, pointing_per_frame
+    from lsta_jax.train.trainer import model_inputs
 
-    forward = jax.jit(lambda v, clip: model.apply(v, clip=clip).get("attention"))
+    forward = jax.jit(lambda v, inputs: model.apply(v, **inputs).get("attention"))
     hits, counted, hand = [], [], []
     for batch in batches:
         if "boxes" not in batch:
             return None
-        attention = forward(variables, batch["clip"])
+        attention = forward(variables, model_inputs(batch))
         if attention is None:
             return None
         h, c = pointing_hits(np.asarray(attention), batch["boxes"])

@@ -120,7 +120,8 @@ def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, 
 def two_stream_eval_example(element: dict[str, Any], g: ClipGeometry) -> dict:
     """Centre-cropped `clip` and `flow`, the stack at the temporal centre (reference 4.2; paper 5.2)."""
     start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
-    return {**_output(element, _eval_rgb(element, g), g), "flow": _eval_flow_stack(element, start, g)}
+    flow = _eval_flow_stack(element, start, g)
+    return {**_output(element, _eval_rgb(element, g), g), "flow": flow, **_eval_boxes(element, g)}
 
 
 def train_example(element: dict[str, Any], rng: np.random.Generator, geometry: ClipGeometry) -> dict:
@@ -171,13 +172,17 @@ def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
     elif g.modality == "flow":
         clip = _eval_flow_stack(element, T.flow_eval_start(len(element["flow_x"]), g.flow_stack), g)
     else:
-        clip = _eval_rgb(element, g)
-        if "boxes" in element:  # synthetic ground truth: the sampled frames' boxes, in crop units
-            sampled = np.asarray(element["boxes"])[T.sample_indices(len(element["frames"]), g.num_frames) - 1]
-            size = decode_image(element["frames"][0], "RGB", f"{_name(element)} frame 1").size
-            boxes = T.eval_transform_boxes(sampled, *size, g.crop_size, g.resize_shorter)
-            return {**_output(element, clip, g), "boxes": boxes}
+        return {**_output(element, _eval_rgb(element, g), g), **_eval_boxes(element, g)}
     return _output(element, clip, g)
+
+
+def _eval_boxes(element: dict[str, Any], g: ClipGeometry) -> dict[str, np.ndarray]:
+    """{'boxes': the sampled frames' boxes, in crop units} of a record with synthetic ground truth, or {}."""
+    if "boxes" not in element:
+        return {}
+    sampled = np.asarray(element["boxes"])[T.sample_indices(len(element["frames"]), g.num_frames) - 1]
+    size = decode_image(element["frames"][0], "RGB", f"{_name(element)} frame 1").size
+    return {"boxes": T.eval_transform_boxes(sampled, *size, g.crop_size, g.resize_shorter)}
 
 
 class TrainTransform(grain.transforms.RandomMap):

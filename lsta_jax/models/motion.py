@@ -56,11 +56,14 @@ def flow_trunk(
     dtype: Any,
     batch_stats: bool = False,
     batch_stats_from: int = 0,
+    stage_strides: Sequence[int] | None = None,
+    max_pool: bool = True,
 ) -> dict[str, jax.Array]:
     """The flow ResNet on (N, H, W, in_channels) stacks; call inside a compact method.
 
     Creates `conv1`, `bn1`, `layer{i}_{j}` in the calling module (ego-rnn's top-level names). `batch_stats`
-    puts BatchNorm in training mode from stage `batch_stats_from` on (see `resnet.resnet_trunk`). Returns
+    puts BatchNorm in training mode from stage `batch_stats_from` on; `stage_strides` and `max_pool` set the
+    downsampling (see `resnet.resnet_trunk`; the defaults are torchvision's). Returns
     float32 `layer4` (N, h, w, widths[-1]) and `features` (N, widths[-1]), its spatial mean.
     """
     if flow.ndim != 4 or flow.shape[-1] != in_channels:
@@ -68,7 +71,9 @@ def flow_trunk(
             f"expected (N, H, W, {in_channels}) flow stacks (channels x_1, y_1, ..., x_L, y_L), "
             f"got shape {tuple(flow.shape)}"
         )
-    layer4, _ = resnet_trunk(flow, stage_sizes, widths, dtype, batch_stats, batch_stats_from)
+    layer4, _ = resnet_trunk(
+        flow, stage_sizes, widths, dtype, batch_stats, batch_stats_from, stage_strides, max_pool
+    )
     layer4 = layer4.astype(jnp.float32)
     return {"layer4": layer4, "features": selector.spatial_mean(layer4)}
 
@@ -80,6 +85,8 @@ class FlowResNet(nn.Module):
       num_classes: M, outputs of `fc_action`.
       in_channels: 2 * stack size (10).
       backbone_stage_sizes, backbone_widths: the ResNet layout (ResNet-34 by default).
+      backbone_stage_strides, backbone_max_pool: its downsampling (torchvision's by default; the synthetic
+        configs use strides (1, 2, 2, 1) without the max-pool, as their RGB stream does).
       dropout_rate: `dp` before `fc_action` (0.5), active only with `train=True`.
       batchnorm: 'train' (ego-rnn's protocol: batch statistics while training; apply with
         mutable=['batch_stats']) or 'frozen' (running statistics always).
@@ -94,6 +101,8 @@ class FlowResNet(nn.Module):
     in_channels: int = FLOW_CHANNELS
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
     dropout_rate: float = 0.5
     batchnorm: str = "train"
     batch_stats_from: int = 0
@@ -110,6 +119,8 @@ class FlowResNet(nn.Module):
             self.dtype,
             batch_stats=train and self.batchnorm == "train",
             batch_stats_from=self.batch_stats_from,
+            stage_strides=self.backbone_stage_strides,
+            max_pool=self.backbone_max_pool,
         )
         logits = classifier_head(out["features"], self.num_classes, self.dropout_rate, train, "fc_action")
         return {"logits": logits, **out}
@@ -159,6 +170,8 @@ class FlowAttentionClassifier(nn.Module):
     in_channels: int = FLOW_CHANNELS
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
     dropout_rate: float = 0.5
     batchnorm: str = "train"
     batch_stats_from: int = 0
@@ -170,6 +183,8 @@ class FlowAttentionClassifier(nn.Module):
             in_channels=self.in_channels,
             backbone_stage_sizes=self.backbone_stage_sizes,
             backbone_widths=self.backbone_widths,
+            backbone_stage_strides=self.backbone_stage_strides,
+            backbone_max_pool=self.backbone_max_pool,
             batchnorm=self.batchnorm,
             batch_stats_from=self.batch_stats_from,
             dtype=self.dtype,

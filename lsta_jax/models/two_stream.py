@@ -112,6 +112,8 @@ class CrossModalTwoStream(nn.Module):
         (`LSTAClassifier`'s mem_size, c_cam_classes, attention_classes, dropout_rate, variant).
       verb_classes, in_channels, flow_dropout_rate: the motion stream's (`FlowAttentionClassifier`).
       backbone_stage_sizes, backbone_widths: the ResNet layout of both streams (ResNet-34).
+      backbone_stage_strides, backbone_max_pool: the downsampling of both streams (torchvision's by
+        default), so that their `layer4` maps have the same size.
       fusion_kernel, fusion_init, summary_kernel, summary_features, flow_mem_size, flow_embedding_residual:
         the open choices of the module docstring.
       batchnorm: 'frozen' or 'train' (the flow ResNet's BatchNorm in training mode while training).
@@ -137,6 +139,8 @@ class CrossModalTwoStream(nn.Module):
     flow_dropout_rate: float = 0.5
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
     fusion_kernel: int = 3
     fusion_init: str = "zeros"
     summary_kernel: Sequence[int] = (3, 3, 3)
@@ -177,6 +181,8 @@ class CrossModalTwoStream(nn.Module):
             in_channels=self.in_channels,
             backbone_stage_sizes=self.backbone_stage_sizes,
             backbone_widths=self.backbone_widths,
+            backbone_stage_strides=self.backbone_stage_strides,
+            backbone_max_pool=self.backbone_max_pool,
             dropout_rate=self.flow_dropout_rate,
             batchnorm=self.batchnorm,
             dtype=self.dtype,
@@ -189,6 +195,8 @@ class CrossModalTwoStream(nn.Module):
             attention_classes=self.attention_classes,
             backbone_stage_sizes=self.backbone_stage_sizes,
             backbone_widths=self.backbone_widths,
+            backbone_stage_strides=self.backbone_stage_strides,
+            backbone_max_pool=self.backbone_max_pool,
             dropout_rate=self.rgb_dropout_rate,
             dtype=self.dtype,
             variant=self.variant,

@@ -7,6 +7,7 @@ Every file in `configs/` defines `get_config(arg: str | None) -> ml_collections.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,44 @@ def set_toy(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.update({k: v for k, v in small.items() if k in c.model})
     c.global_batch_size, c.eval_batch_size = 16, 32
     c.log_every_steps, c.checkpoint_every_steps = 5, 200
+    return c
+
+
+#: The small ResNet of the embedded data (`configs/synthetic_pretrain.py` trains it on `synthetic_objects`):
+#: output stride 8 (stage strides (1, 2, 2, 1), no stem max-pool), so a 56 px crop gives the 7x7 `layer4` map
+#: of ResNet-34 at 224 px. Keys of the clip models (`lsta_rgb`, `egornn_flow`, `lsta_two_stream`, ...).
+SYNTHETIC_BACKBONE: dict[str, Any] = dict(
+    backbone_stage_sizes=(1, 1, 1, 1),
+    backbone_widths=(16, 32, 32, 32),
+    backbone_stage_strides=(1, 2, 2, 1),
+    backbone_max_pool=False,
+)
+
+
+def set_synthetic(c: ml_collections.ConfigDict, flow: bool = False) -> ml_collections.ConfigDict:
+    """Point `c.data` at the default `synthetic_ego` (the demo's data, 16 frames stored at 64 px, cropped to
+    56) and size `c.model` for it: its classes, `SYNTHETIC_BACKBONE`, and the small widths of the LSTA parts
+    the config has (memory 32, 16 output-pooling classes, the 32 `synthetic_objects` classes as the
+    attention selector's). `flow=True` reads the build that also stores TV-L1 flow (the same clips)."""
+    from lsta_jax.data.synthetic import SyntheticOptions
+
+    options = SyntheticOptions(flow=flow)  # the defaults: what `python -m lsta_jax.data export` writes
+    c.data.synthetic = dataclasses.asdict(options)
+    c.data.update(
+        name="synthetic_ego",
+        builder_config="",
+        num_frames=options.num_frames,
+        crop_size=56,
+        resize_shorter=options.frame_size,
+        train_split="train",
+        eval_split="test",
+    )
+    c.model.update(num_classes=len(options.class_names()), **SYNTHETIC_BACKBONE)
+    small = dict(mem_size=32, c_cam_classes=16, attention_classes=32, summary_features=32, flow_mem_size=32)
+    c.model.update({k: v for k, v in small.items() if k in c.model})
+    c.global_batch_size, c.eval_batch_size = 16, 48
+    c.eval_every_epochs = 0
+    c.checkpoint_every_steps, c.log_every_steps = 1000, 10
     return c
 
 
