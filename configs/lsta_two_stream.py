@@ -90,4 +90,6 @@ def get_config(arg=None):
     c.lr_gamma = 0.99
     c.lr_milestones = ()
     c.num_epochs = 100 if a["dataset"] == "egtea" else 200
+    if a["dataset"] == "synthetic":
+        c.num_epochs = 10
     return ml_collections.ConfigDict(dict(c.to_dict(), trainable=list(TRAINABLE)))  # regexes, not a stage

@@ -93,3 +93,19 @@ def test_from_scratch_run_with_frozen_batchnorm_is_refused(tmp_path, capsys):
     assert not (tmp_path / "w" / "checkpoints").exists() or not any(
         (tmp_path / "w" / "checkpoints").iterdir()
     )
+
+
+def test_a_two_stream_run_from_its_trained_streams_is_not_from_scratch():
+    """The frozen-BatchNorm refusal counts the streams a two-stream model is grafted from as pre-trained
+    weights (`init_from_rgb`, `init_from_flow`), like `init_from`; without them, nor a resume, it holds."""
+    from lsta_jax.train.config import load_config
+    from lsta_jax.train.trainer import starts_from_scratch
+
+    config = load_config("configs/lsta_two_stream.py:dataset=synthetic")
+    assert config.model.batchnorm == "frozen" and starts_from_scratch(config, None)
+    assert not starts_from_scratch(config, resume_step=120)
+    config.init_from_rgb, config.init_from_flow = "runs/rgb", "runs/flow"
+    assert not starts_from_scratch(config, None)
+    config.init_from_rgb, config.init_from_flow = "", ""
+    config.init_from = "runs/two_stream"
+    assert not starts_from_scratch(config, None)

@@ -201,6 +201,12 @@ def stream_inits(config: Any) -> dict[str, str]:
     return {field: str(config.get(field, "")) for field in STREAM_INIT_FIELDS if config.get(field, "")}
 
 
+def starts_from_scratch(config: Any, resume_step: int | None) -> bool:
+    """Whether a run starts from its modules' initialisers: no checkpoint to resume, no `init_from` and no
+    stream init (a two-stream model grafted from its two trained streams is fine-tuned, not from scratch)."""
+    return resume_step is None and not config.get("init_from", "") and not stream_inits(config)
+
+
 def load_stream_inits(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """Graft `config.init_from_rgb` into `frameModel` and `config.init_from_flow` into `flowModel`.
 
@@ -450,7 +456,7 @@ def train_and_evaluate(
     manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
 
     resume_step = manager.latest_step()
-    check_batchnorm_protocol(model, config, from_scratch=resume_step is None and not config.init_from)
+    check_batchnorm_protocol(model, config, from_scratch=starts_from_scratch(config, resume_step))
     initial = None
     if resume_step is None and (config.init_from or stream_inits(config)):
         initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
