@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if variant not in ROWS:
             parser.error(f"unknown variant {variant!r}; known: {', '.join(ROWS)}")
         if args.dataset == "toy" and (variant == "ego_rnn" or variant not in PAPER):
-            continue  # the toy clips have no pre-training, flow boxes or ego-rnn row
+            continue  # toy runs train from scratch: no pre-trained backbone for ego-rnn or the flow streams
         for seed in range(args.seeds):
             t0 = time.perf_counter()
             if variant in PAPER:
