@@ -26,7 +26,14 @@ selector), the motion stream's layer4, selector and classifier, and every fusion
 
 import ml_collections
 
-from lsta_jax.train.config import default_config, parse_arg, set_dataset, set_synthetic, set_toy
+from lsta_jax.train.config import (
+    SYNTHETIC_RGB_DROPOUT,
+    default_config,
+    parse_arg,
+    set_dataset,
+    set_synthetic,
+    set_toy,
+)
 
 # What the fusion stage trains (regexes over parameter paths; optimizer.NEVER_TRAINED stays frozen).
 TRAINABLE = (
@@ -76,7 +83,7 @@ def get_config(arg=None):
         set_toy(c)
     elif a["dataset"] == "synthetic":
         set_synthetic(c, flow=True)
-        c.model.rgb_dropout_rate = 0.3  # configs/synthetic.py's
+        c.model.rgb_dropout_rate = SYNTHETIC_RGB_DROPOUT
     else:
         set_dataset(c, a["dataset"], a["split"])
         c.model.c_cam_classes = 150 if a["dataset"] == "egtea" else 100

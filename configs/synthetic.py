@@ -26,7 +26,7 @@ The remaining errors are shake <-> pour of the same object. No paper number for 
 "Ablation at small scale" has the variants.
 """
 
-from lsta_jax.train.config import default_config, parse_arg, set_synthetic, stage2
+from lsta_jax.train.config import SYNTHETIC_RGB_DROPOUT, default_config, parse_arg, set_synthetic, stage2
 
 
 def get_config(arg=None):
@@ -36,7 +36,7 @@ def get_config(arg=None):
     c = default_config()
     c.name = f"synthetic_{args['variant']}_stage{args['stage']}"
     set_synthetic(c)  # data, classes, the small backbone, memory 32, 16 output-pooling classes
-    c.model.update(dropout_rate=0.3, batchnorm="frozen")
+    c.model.update(dropout_rate=SYNTHETIC_RGB_DROPOUT, batchnorm="frozen")
     if args["variant"] == "ego_rnn":
         c.model.kind = "convlstm_rgb"
         # ego-rnn's ConvLSTM classifier has no ablation variant, output pooling or multi-task heads
@@ -44,7 +44,6 @@ def get_config(arg=None):
             del c.model[key]
     else:
         c.model.variant = args["variant"]
-    # all 16 frames: at 8, only 2 sampled frames fall in the action and shake/pour are ~50/50
     c.shuffle = True
     c.num_epochs = 48  # 16 / 32 epochs: stage-1 top-1 0.81 / 0.84, the shake/pour classes still improving
     c.learning_rate = 5e-3

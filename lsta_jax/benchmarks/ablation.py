@@ -26,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,24 @@ ROWS = {**PAPER, **TWO_STREAM_PAPER}
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+def _summary(workdir: Path, evaluate: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The run's `eval_final/summary.json` if finished, else `evaluate(eval_final dir)`, which writes it."""
+    done = workdir / "eval_final" / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    return evaluate(workdir / "eval_final")
+
+
 def _run(config: Any, workdir: Path) -> dict[str, Any]:
     """Train (or reuse) one run, then evaluate it with the evaluate command's function (pointing game too)."""
     from lsta_jax.evaluate import evaluate_checkpoint
     from lsta_jax.train.trainer import train_and_evaluate
 
-    done = workdir / "eval_final" / "summary.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    train_and_evaluate(config, workdir, quiet=True)
-    return evaluate_checkpoint(workdir, config, which="latest", output=workdir / "eval_final")
+    def train_and_evaluate_once(output: Path) -> dict[str, Any]:
+        train_and_evaluate(config, workdir, quiet=True)
+        return evaluate_checkpoint(workdir, config, which="latest", output=output)
+
+    return _summary(workdir, train_and_evaluate_once)
 
 
 def _rgb_run(
@@ -122,10 +131,11 @@ def _two_stream_row(variant: str, seed: int, args: argparse.Namespace, root: Pat
         config.data.num_frames = args.frames
     workdir = root / f"{variant}_seed{seed}_stage{2 if args.stage2 else 1}"
     if variant == "late_fusion":
-        done = workdir / "eval_final" / "summary.json"
-        if done.is_file():
-            return json.loads(done.read_text())
-        return evaluate_late_fusion(rgb_workdir, flow_workdir, config, output=workdir / "eval_final")
+
+        def fuse(output: Path) -> dict[str, Any]:
+            return evaluate_late_fusion(rgb_workdir, flow_workdir, config, output=output)
+
+        return _summary(workdir, fuse)
     config.init_from_rgb, config.init_from_flow = str(rgb_workdir), str(flow_workdir)
     return _run(config, workdir)
 

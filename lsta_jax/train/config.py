@@ -154,6 +154,10 @@ SYNTHETIC_BACKBONE: dict[str, Any] = dict(
 )
 
 
+#: Dropout before the RGB classifier on the embedded data (`configs/synthetic.py`, the two-stream's RGB side).
+SYNTHETIC_RGB_DROPOUT = 0.3
+
+
 def set_synthetic(c: ml_collections.ConfigDict, flow: bool = False) -> ml_collections.ConfigDict:
     """Point `c.data` at the default `synthetic_ego` (the demo's data, 16 frames stored at 64 px, cropped to
     56) and size `c.model` for it: its classes, `SYNTHETIC_BACKBONE`, and the small widths of the LSTA parts
@@ -166,7 +170,7 @@ def set_synthetic(c: ml_collections.ConfigDict, flow: bool = False) -> ml_collec
     c.data.update(
         name="synthetic_ego",
         builder_config="",
-        num_frames=options.num_frames,
+        num_frames=options.num_frames,  # all 16: at 8, only 2 sampled frames fall in the action
         crop_size=56,
         resize_shorter=options.frame_size,
         train_split="train",
