@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
+# glibc's huge-page malloc for the buffers XLA's CPU runtime maps on every call (fewer page faults per step;
+# docs: Performance). Unknown to glibc < 2.35, which ignores it; set GLIBC_TUNABLES= to turn it off.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: venv test test-slow lint format demo bench lock clean
 

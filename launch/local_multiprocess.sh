@@ -8,6 +8,8 @@ WORKDIR=${3:?}
 shift 3
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# huge pages for the host buffers XLA maps on every call (CPU runs; see the Makefile); GLIBC_TUNABLES= turns it off
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 pids=()
 for ((i = 0; i < N; i++)); do

@@ -279,7 +279,4 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
 
 
 if __name__ == "__main__":
-    from lsta_jax.host_malloc import reexec_with_huge_pages
-
-    reexec_with_huge_pages()  # before JAX starts: see lsta_jax/host_malloc.py
     sys.exit(main())

@@ -112,7 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lsta_jax.host_malloc import reexec_with_huge_pages
-
-    reexec_with_huge_pages()  # before JAX starts: see lsta_jax/host_malloc.py
     sys.exit(main())

@@ -64,7 +64,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),  # huge-page malloc: lsta_jax/host_malloc.py
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),  # huge-page malloc: set by the Makefile
         "loadavg_start": list(os.getloadavg()),
     }
 
@@ -721,7 +721,4 @@ def report(result: dict[str, Any], output: Path) -> None:
 
 
 if __name__ == "__main__":
-    from lsta_jax.host_malloc import reexec_with_huge_pages
-
-    reexec_with_huge_pages()  # before JAX starts: see lsta_jax/host_malloc.py
     sys.exit(main())

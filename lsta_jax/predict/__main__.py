@@ -6,10 +6,6 @@ share a name without runpy's double-import warning.
 
 import sys
 
-from lsta_jax.host_malloc import reexec_with_huge_pages
-
-reexec_with_huge_pages()  # before JAX runs anything: see lsta_jax/host_malloc.py
-
-from lsta_jax.predict import main  # noqa: E402
+from lsta_jax.predict import main
 
 sys.exit(main())
