@@ -35,7 +35,7 @@ from lsta_jax.train.config import (
     set_toy,
 )
 
-# What the fusion stage trains (regexes over parameter paths; optimizer.NEVER_TRAINED stays frozen).
+# What the fusion stage trains (regexes over parameter paths; registered `never_trained` ones stay frozen).
 TRAINABLE = (
     r"frameModel/lsta_cell/.*",
     r"frameModel/fc/.*",

@@ -13,7 +13,7 @@ writes to `feats/`:
   `meta.json`           checkpoint, kind, geometry, shapes.
 The forward is `lsta_jax.inference` (the same jitted, batched, sharded function as `predict`); inputs stream,
 rows are appended to the .npy files as batches finish, so memory does not grow with the number of inputs.
-Models that read optical flow (`predict.FLOW_INPUT_KINDS`: `egornn_flow`, `lsta_flow`, `egornn_two_stream`,
+Models that read optical flow (`predict.flow_input_kinds()`: `egornn_flow`, `lsta_flow`, `egornn_two_stream`,
 `lsta_two_stream`) go through `predict.iter_predict_with_flow` instead (one input at a time, flow from the
 authors' layout or `--flow-root`): `features.npy` is the model's `features` output; they have no
 `frame_features`.
@@ -32,14 +32,15 @@ from typing import IO
 import numpy as np
 
 from lsta_jax import inference
+from lsta_jax.models import registry
 from lsta_jax.predict import (
-    FLOW_INPUT_KINDS,
     add_common_arguments,
     input_geometry,
     iter_input_paths,
     iter_predict_with_flow,
     parse_command,
     report_failures,
+    runnable_kinds,
 )
 
 
@@ -91,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frame-features", action="store_true", help="also write frame_features.npy (N, T, K)"
     )
-    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *FLOW_INPUT_KINDS))
+    args, loaded = parse_command(parser, argv, runnable_kinds())
     if loaded is None:
         return 2
     model, variables, meta = loaded
-    reads_flow = meta["kind"] in FLOW_INPUT_KINDS
+    reads_flow = registry.model_kind(meta["kind"]).reads_flow
     if reads_flow and args.frame_features:
         print(f"error: kind {meta['kind']} has no per-frame features; drop --frame-features", file=sys.stderr)
         return 2

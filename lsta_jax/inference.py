@@ -1,5 +1,8 @@
 """The one batched forward pass behind `predict`, `extract` and the Python API.
 
+It runs the clip classifiers (kinds registered with `clip_classifier=True`: a clip (B, T, H, W, 3) in,
+`logits`, `features` and per-frame `attention` maps out).
+
 Everything that runs a clip classifier on user inputs goes through this module, so the CLI and the API compute
 the same thing with the same compiled function:
 
@@ -32,9 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-# Model kinds that map a clip (B, T, H, W, 3) to `logits`, `features` and per-frame `attention` maps.
-CLIP_CLASSIFIER_KINDS = ("lsta_rgb", "convlstm_rgb", "elegatt_rgb")
 
 # Default input geometry: the reference's evaluation (25 frames, Scale(256), CenterCrop(224)).
 DEFAULT_NUM_FRAMES = 25

@@ -30,7 +30,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsta_jax.models.lsta import (
     classifier_head,
@@ -138,11 +137,9 @@ class EleGAttClassifier(nn.Module):
         return result
 
 
-def _example_clip(config: dict[str, Any]) -> np.ndarray:
-    return np.zeros((1, 2, 64, 64, 3), np.float32)
-
-
-@register("elegatt_rgb", _example_clip, "eleGAtt baseline: ResNet-34 pooled features + attention-gated LSTM")
+@register(
+    "elegatt_rgb", "eleGAtt baseline: ResNet-34 pooled features + attention-gated LSTM", clip_classifier=True
+)
 def build_elegatt_rgb(**config: Any) -> EleGAttClassifier:
     """Registry builder of kind `elegatt_rgb`; config keys are EleGAttClassifier attributes."""
     return EleGAttClassifier(**config_to_attributes(config, EleGAttClassifier))

@@ -24,7 +24,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsta_jax.models import selector
 from lsta_jax.models.cells import ConvLSTMCell
@@ -117,11 +116,11 @@ class EgoRNNClassifier(nn.Module):
         return result
 
 
-def _example_clip(config: dict[str, Any]) -> np.ndarray:
-    return np.zeros((1, 2, 64, 64, 3), np.float32)
-
-
-@register("convlstm_rgb", _example_clip, "ego-rnn RGB baseline: ResNet-34 + CAM softmax attention + ConvLSTM")
+@register(
+    "convlstm_rgb",
+    "ego-rnn RGB baseline: ResNet-34 + CAM softmax attention + ConvLSTM",
+    clip_classifier=True,
+)
 def build_convlstm_rgb(**config: Any) -> EgoRNNClassifier:
     """Registry builder of kind `convlstm_rgb`; config keys are EgoRNNClassifier attributes."""
     return EgoRNNClassifier(**config_to_attributes(config, EgoRNNClassifier))
@@ -197,18 +196,11 @@ class EgoRNNTwoStream(nn.Module):
         }
 
 
-def _example_pair(config: dict[str, Any]) -> dict[str, np.ndarray]:
-    channels = int(config.get("in_channels", FLOW_CHANNELS))
-    return {
-        "clip": np.zeros((1, 2, 64, 64, 3), np.float32),
-        "flow": np.zeros((1, 64, 64, channels), np.float32),
-    }
-
-
 @register(
     "egornn_two_stream",
-    _example_pair,
     "ego-rnn joint two-stream: ConvLSTM RGB + flow ResNet-34 features concatenated, fc2",
+    inputs=("clip", "flow"),
+    attention=("clip",),
 )
 def build_egornn_two_stream(**config: Any) -> EgoRNNTwoStream:
     """Registry builder of kind `egornn_two_stream`; config keys are EgoRNNTwoStream attributes."""

@@ -35,7 +35,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsta_jax.models import heads, selector
 from lsta_jax.models.cells import LSTACell, torch_linear_bias_init, torch_linear_kernel_init
@@ -356,12 +355,12 @@ def config_to_attributes(config: Mapping[str, Any], module: type[nn.Module] | No
     return attrs
 
 
-def _example_clip(config: dict[str, Any]) -> np.ndarray:
-    return np.zeros((1, 2, 64, 64, 3), np.float32)
-
-
 @register(
-    "lsta_rgb", _example_clip, "LSTA RGB classifier: ResNet-34 + attention pooling + LSTA cell (CVPR 2019)"
+    "lsta_rgb",
+    "LSTA RGB classifier: ResNet-34 + attention pooling + LSTA cell (CVPR 2019)",
+    clip_classifier=True,
+    # the coupling fc (eq. 3's W_c) and the CAM classifier's bias only shift an argmax: never a gradient
+    never_trained=(r"lsta_cell/coupling_fc/.*", r"resNet/fc/bias"),
 )
 def build_lsta_rgb(**config: Any) -> LSTAClassifier:
     """Registry builder of kind `lsta_rgb`; config keys are LSTAClassifier attributes (dtype as a string)."""

@@ -32,20 +32,17 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsta_jax.models import selector
 from lsta_jax.models.cells import torch_linear_bias_init, torch_linear_kernel_init
 from lsta_jax.models.lsta import classifier_head, config_to_attributes
-from lsta_jax.models.registry import register
+from lsta_jax.models.registry import FLOW_CHANNELS, register
 from lsta_jax.models.resnet import (
     RESNET34_STAGES,
     RESNET34_WIDTHS,
     check_batchnorm,
     resnet_trunk,
 )
-
-FLOW_CHANNELS = 10  # 5 stacked x/y flow frames (reference 4.2)
 
 
 def flow_trunk(
@@ -126,11 +123,13 @@ class FlowResNet(nn.Module):
         return {"logits": logits, **out}
 
 
-def _example_stack(config: dict[str, Any]) -> np.ndarray:
-    return np.zeros((1, 64, 64, int(config.get("in_channels", FLOW_CHANNELS))), np.float32)
-
-
-@register("egornn_flow", _example_stack, "ego-rnn flow network: ResNet-34 on 5-frame x/y flow stacks")
+@register(
+    "egornn_flow",
+    "ego-rnn flow network: ResNet-34 on 5-frame x/y flow stacks",
+    inputs=("flow",),
+    attention=(),
+    init_role="backbone_of_other_kinds",  # stage (a) of the motion stream initialises `lsta_flow`'s resNet
+)
 def build_egornn_flow(**config: Any) -> FlowResNet:
     """Registry builder of kind `egornn_flow`; config keys are FlowResNet attributes."""
     return FlowResNet(**config_to_attributes(config, FlowResNet))
@@ -153,7 +152,7 @@ class FlowAttentionClassifier(nn.Module):
         instead of the uniform 1/(h*w) of the baseline's average pool: the same scale as the features the
         verb network was trained on (the RGB model's ε(u ⊙ x) would be h*w times smaller);
       - the selector (`resNet/fc_action`) keeps training in stage (b) ("initialisation"); its bias only
-        shifts the argmax, so it gets no gradient and is never updated (`optimizer.NEVER_TRAINED`);
+        shifts the argmax, so it gets no gradient and is never updated (registered as `never_trained`);
       - Dropout before `fc` = 0.5, ego-rnn's flow dropout;
       - the input is ONE 5-frame stack: at the temporal centre for evaluation, ego-rnn's random start in
         training (paper 5.2 says centre; the data pipeline's 'flow' modality).
@@ -230,7 +229,12 @@ class FlowAttentionClassifier(nn.Module):
 
 
 @register(
-    "lsta_flow", _example_stack, "LSTA motion stream: flow ResNet-34 + verb-initialised attention pooling"
+    "lsta_flow",
+    "LSTA motion stream: flow ResNet-34 + verb-initialised attention pooling",
+    inputs=("flow",),
+    attention=("flow",),
+    selector_from_init=True,
+    never_trained=(r"resNet/fc_action/bias",),  # the verb selector's bias only shifts the selection scores
 )
 def build_lsta_flow(**config: Any) -> FlowAttentionClassifier:
     """Registry builder of kind `lsta_flow`; config keys are FlowAttentionClassifier attributes."""

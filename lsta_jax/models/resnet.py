@@ -180,7 +180,14 @@ def _resnet_example_input(config: dict[str, Any]) -> jax.Array:
     return jnp.zeros((1, 64, 64, config.get("in_channels", 3)), jnp.float32)
 
 
-@register("resnet34", _resnet_example_input, "torchvision ResNet-34 (ImageNet fc optional)")
+@register(
+    "resnet34",
+    "torchvision ResNet-34 (ImageNet fc optional)",
+    inputs=("x",),
+    attention=(),
+    init_role="backbone",
+    example_input=_resnet_example_input,
+)
 def build_resnet34(**config: Any) -> ResNet:
     """Registry builder; config keys are ResNet attributes (`dtype` as a string such as 'bfloat16')."""
     config = dict(config)
@@ -204,7 +211,7 @@ class ResNetClassifier(ResNet):
 
     The ImageNet-like pre-training model (`configs/synthetic_pretrain.py`): its parameter tree is exactly a
     `ResNet`'s, so its workdir is an `init_from` for LSTA like a converted torchvision ResNet-34 (grafted into
-    `resNet`; `trainer.load_init` grafts any kind whose name starts with 'resnet').
+    `resNet`: its registered `init_role` is 'backbone').
 
     `__call__(clip, train=False)`: clip (B, H, W, 3) images or (B, T, H, W, 3) clips (logits averaged over
     T). Returns the ResNet outputs for the (B*T) frames plus `logits` (B, num_classes). BatchNorm uses batch
@@ -226,7 +233,13 @@ def _clip_example_input(config: dict[str, Any]) -> jax.Array:
     return jnp.zeros((1, 64, 64, config.get("in_channels", 3)), jnp.float32)
 
 
-@register("resnet", _clip_example_input, "ResNet image classifier of any layout, input `clip` (pre-training)")
+@register(
+    "resnet",
+    "ResNet image classifier of any layout, input `clip` (pre-training)",
+    attention=(),
+    init_role="backbone",
+    example_input=_clip_example_input,
+)
 def build_resnet(**config: Any) -> ResNetClassifier:
     """Registry builder of kind `resnet`; config keys are ResNetClassifier attributes (lists -> tuples)."""
     config = dict(config)

@@ -59,7 +59,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsta_jax.models.cells import ConvLSTMCell, xavier_normal
 from lsta_jax.models.lsta import LSTAClassifier, config_to_attributes
@@ -268,13 +267,6 @@ class CrossModalTwoStream(nn.Module):
         return result
 
 
-def _example_inputs(config: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {
-        "clip": np.zeros((1, 2, 64, 64, 3), np.float32),
-        "flow": np.zeros((1, 64, 64, int(config.get("in_channels", FLOW_CHANNELS))), np.float32),
-    }
-
-
 def build_attributes(config: dict[str, Any]) -> dict[str, Any]:
     attrs = config_to_attributes(config, CrossModalTwoStream)
     if "summary_kernel" in attrs:
@@ -284,8 +276,10 @@ def build_attributes(config: dict[str, Any]) -> dict[str, Any]:
 
 @register(
     "lsta_two_stream",
-    _example_inputs,
     "two-stream LSTA: cross-modal fusion of the LSTA RGB stream and the attention motion stream",
+    inputs=("clip", "flow"),
+    attention=("clip", "flow"),
+    selector_from_init=True,
 )
 def build_lsta_two_stream(**config: Any) -> CrossModalTwoStream:
     """Registry builder of kind `lsta_two_stream`; config keys are CrossModalTwoStream attributes."""

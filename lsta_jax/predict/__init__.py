@@ -26,7 +26,7 @@ top-1 class indices of a multi-task model's heads), or `{"source", "ok": false, 
 (unreadable video, folder without frames, clip with fewer frames than the model samples) is reported and
 skipped; the command exits with status 1 when any input failed, 2 on a usage or checkpoint error.
 
-Checkpoints of the kinds that read optical flow (`FLOW_INPUT_KINDS`: `egornn_flow`, `lsta_flow`,
+Checkpoints of the kinds that read optical flow (registered with a `flow` input: `egornn_flow`, `lsta_flow`,
 `egornn_two_stream`, `lsta_two_stream`) run through `iter_predict_with_flow`, one input at a time: each
 input's centre flow stack (and its clip for the two-stream kinds), flow from the authors' layout or
 `--flow-root`.
@@ -47,6 +47,7 @@ import flax.linen as nn
 import numpy as np
 
 from lsta_jax import inference
+from lsta_jax.models import registry
 
 
 @dataclass
@@ -306,12 +307,14 @@ def fuse_with_flow(
         yield prediction
 
 
-#: kinds that take a clip AND a flow stack (`model.apply(variables, clip=..., flow=...)`)
-TWO_STREAM_KINDS = ("lsta_two_stream", "egornn_two_stream")
-#: kinds that take only a flow stack (`model.apply(variables, flow=...)`)
-FLOW_KINDS = ("egornn_flow", "lsta_flow")
-#: every kind `iter_predict_with_flow` runs
-FLOW_INPUT_KINDS = (*TWO_STREAM_KINDS, *FLOW_KINDS)
+def flow_input_kinds() -> tuple[str, ...]:
+    """The kinds `iter_predict_with_flow` runs: those registered with a `flow` input."""
+    return registry.kinds(lambda spec: spec.reads_flow)
+
+
+def runnable_kinds() -> tuple[str, ...]:
+    """The kinds `predict` and `extract` run: the clip classifiers and the kinds that read flow."""
+    return registry.kinds(lambda spec: spec.clip_classifier or spec.reads_flow)
 
 
 def iter_predict_with_flow(
@@ -330,7 +333,7 @@ def iter_predict_with_flow(
     strip_frames: int = 5,
     flow_root: str | Path | None = None,
 ) -> Iterator[Prediction]:
-    """`Prediction`s of a model that reads optical flow (`FLOW_INPUT_KINDS`), one input at a time.
+    """`Prediction`s of a model that reads optical flow (`flow_input_kinds()`), one input at a time.
 
     Two-stream kinds (`lsta_two_stream`, `egornn_two_stream`): each input is a frame folder (or video) with
     its optical flow in the authors' layout (`frames/...` -> `flow_x/...`, `flow_y/...`) or under
@@ -350,11 +353,12 @@ def iter_predict_with_flow(
     from lsta_jax.data import transforms as T
     from lsta_jax.data.clip_io import flow_dirs_for, frames_at, load_centre_flow_stack
 
-    if kind not in FLOW_INPUT_KINDS:
-        raise ValueError(f"kind {kind!r} does not read flow; expected one of {', '.join(FLOW_INPUT_KINDS)}")
-    with_clip = kind in TWO_STREAM_KINDS
-    if attention_dir is not None and kind == "egornn_flow":
-        raise ValueError("kind egornn_flow has no attention map to draw")
+    spec = registry.model_kind(kind)
+    if not spec.reads_flow:
+        raise ValueError(f"kind {kind!r} does not read flow; expected one of {', '.join(flow_input_kinds())}")
+    with_clip = "clip" in spec.inputs
+    if attention_dir is not None and not spec.attention:
+        raise ValueError(f"kind {kind} has no attention map to draw")
     load = inference.default_loader(num_frames, size, resize_shorter, min_frames)
     forward = jax.jit(lambda v, inputs: model.apply(v, **inputs))
     variables = {k: v for k, v in dict(variables).items() if k in ("params", "batch_stats")}
@@ -383,7 +387,7 @@ def iter_predict_with_flow(
         if attention_dir is not None:
             title = f"{prediction.label} ({prediction.score:.2f})  {Path(name).name}"
             stem = _stem(index, name)
-            if kind == "egornn_two_stream":
+            if spec.attention == ("clip",):  # the RGB stream's maps over its frames
                 prediction.overlay = viz.write_overlays(
                     attention_dir, stem, viz.denormalize(model_inputs["clip"][0]), prediction.attention,
                     title=title, count=strip_frames,
@@ -402,7 +406,7 @@ def iter_predict_with_flow(
                     for f in frames_at(pictures, list(range(start, start + T.FLOW_STACK)))
                 ]
             )
-            if kind == "lsta_flow":
+            if spec.attention == ("flow",):  # the motion map over the stack's frames
                 prediction.overlay = viz.write_overlays(
                     attention_dir, stem, stack_frames, np.repeat(prediction.attention, len(stack_frames), 0),
                     title=title, count=strip_frames,
@@ -487,11 +491,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_checkpoint(
-    path: str, which: str, kinds: Sequence[str] = inference.CLIP_CLASSIFIER_KINDS
+    path: str, which: str, kinds: Sequence[str] | None = None
 ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """`load_model` + the JSON, refusing kinds not in `kinds` (default: the clip classifiers), saying so."""
     from lsta_jax.checkpoint import load_model, read_model_json
 
+    if kinds is None:
+        kinds = registry.kinds(lambda spec: spec.clip_classifier)
     meta = read_model_json(path)
     if meta["kind"] not in kinds:
         raise ValueError(
@@ -505,7 +511,7 @@ def load_checkpoint(
 def parse_command(
     parser: argparse.ArgumentParser,
     argv: list[str] | None,
-    kinds: Sequence[str] = inference.CLIP_CLASSIFIER_KINDS,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[argparse.Namespace, tuple[nn.Module, Any, dict[str, Any]] | None]:
     """Parse a command line built with `add_common_arguments` and load its checkpoint.
 
@@ -548,19 +554,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
     parser.add_argument("--flow-segments", type=int, default=10, help="flow stacks averaged per input")
     parser.add_argument("--flow-weight", type=float, default=0.5, help="weight of the flow scores")
-    args, loaded = parse_command(parser, argv, (*inference.CLIP_CLASSIFIER_KINDS, *FLOW_INPUT_KINDS))
+    args, loaded = parse_command(parser, argv, runnable_kinds())
     if loaded is None:
         return 2
     model, variables, meta = loaded
-    reads_flow = meta["kind"] in FLOW_INPUT_KINDS
+    spec = registry.model_kind(meta["kind"])
+    reads_flow = spec.reads_flow
     if reads_flow and args.flow_checkpoint:
         print(
             f"error: a {meta['kind']} checkpoint reads the flow itself; drop --flow-checkpoint",
             file=sys.stderr,
         )
         return 2
-    if meta["kind"] == "egornn_flow" and args.attention_dir:
-        print("error: kind egornn_flow has no attention map; drop --attention-dir", file=sys.stderr)
+    if not spec.attention and args.attention_dir:
+        print(f"error: kind {meta['kind']} has no attention map; drop --attention-dir", file=sys.stderr)
         return 2
     flow = None
     if args.flow_checkpoint:

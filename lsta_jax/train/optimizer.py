@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lsta_jax.models import registry
+
 # Parameter paths are '/'-joined Flax names, e.g. 'lsta_cell/conv_i_x/kernel', 'resNet/layer4_0/conv1/kernel'.
 # Trainable sets per stage (reference section 5 and 9). `all` is for training from scratch (no ImageNet
 # weights): every parameter that can receive a gradient.
@@ -46,14 +48,6 @@ STAGE_TRAINABLE: dict[str, tuple[str, ...]] = {
     ),
     "all": (r".*",),
 }
-# Never updated by the reference in any stage: they only influence an argmax, so they never get a gradient.
-# Also inside a bigger model (prefix `frameModel/` etc.); `resNet/fc_action/bias` is the same for the motion
-# stream's verb selector (`lsta_flow`), whose bias only shifts the selection scores.
-NEVER_TRAINED: tuple[str, ...] = (
-    r"(?:.+/)?lsta_cell/coupling_fc/.*",
-    r"(?:.+/)?resNet/fc/bias",
-    r"(?:.+/)?resNet/fc_action/bias",
-)
 
 
 def param_path(path: Sequence[Any]) -> str:
@@ -71,13 +65,14 @@ def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
     """Pytree of bools: True where a parameter is trained.
 
     `trainable` is a stage name of `STAGE_TRAINABLE` ('stage1', 'stage2', 'all') or a list of regexes matched
-    in full against parameter paths. `NEVER_TRAINED` is always excluded (reference 2.4 item 5).
+    in full against parameter paths. The registered kinds' `never_trained` parameters
+    (`registry.never_trained()`) are always excluded (reference 2.4 item 5).
     """
     if isinstance(trainable, str) and trainable not in STAGE_TRAINABLE:
         raise ValueError(f"unknown trainable set {trainable!r}; choose one of {sorted(STAGE_TRAINABLE)}")
     patterns = STAGE_TRAINABLE[trainable] if isinstance(trainable, str) else tuple(trainable)
     keep = [re.compile(p) for p in patterns]
-    never = [re.compile(p) for p in NEVER_TRAINED]
+    never = [re.compile(p) for p in registry.never_trained()]
 
     def rule(path: Sequence[Any], _: Any) -> bool:
         name = param_path(path)

@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lsta_jax.checkpoint import load_model, write_model_json
-from lsta_jax.models import create_model
+from lsta_jax.models import create_model, registry
 from lsta_jax.train import checkpoints as ckpt
 from lsta_jax.train import losses
 from lsta_jax.train import metrics as metrics_lib
@@ -67,34 +67,31 @@ def create_mesh(devices: Any = None) -> Mesh:
     return Mesh(devices.reshape(-1), ("data",))
 
 
-# Batch entries that are model inputs, passed by name: `model.apply(variables, clip=..., flow=...)`.
-MODEL_INPUT_KEYS = ("clip", "flow")
-
-
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `batch` that the model takes as keyword arguments (`MODEL_INPUT_KEYS`)."""
-    inputs = {k: batch[k] for k in MODEL_INPUT_KEYS if k in batch}
+    """The entries of `batch` that are model inputs (`registry.input_names()`), passed by name:
+    `model.apply(variables, clip=..., flow=...)`."""
+    names = registry.input_names()
+    inputs = {k: batch[k] for k in names if k in batch}
     if not inputs:
-        raise ValueError(
-            f"batch has no model input: keys {sorted(batch)}, expected one of {MODEL_INPUT_KEYS}"
-        )
+        raise ValueError(f"batch has no model input: keys {sorted(batch)}, expected one of {names}")
     return inputs
+
+
+#: the model inputs a batch of each `config.data.modality` holds
+MODALITY_INPUTS = {"rgb": ("clip",), "flow": ("flow",), "rgb+flow": ("clip", "flow")}
 
 
 def example_inputs(config: Any) -> dict[str, jax.Array]:
-    """Zero model inputs of one clip in the geometry of `config.data`: `clip` (1, T, S, S, 3) for RGB, `flow`
-    (1, S, S, 2 * flow_stack) for flow, both for 'rgb+flow'."""
+    """Zero model inputs of one clip in the geometry of `config.data` (`registry.zero_inputs`): `clip`
+    (1, T, S, S, 3) for RGB, `flow` (1, S, S, 2 * flow_stack) for flow, both for 'rgb+flow'."""
     d = config.data
     modality = d.get("modality", "rgb")
-    if modality not in ("rgb", "flow", "rgb+flow"):
-        raise ValueError(f"config.data.modality {modality!r}: expected 'rgb', 'flow' or 'rgb+flow'")
-    inputs = {}
-    if modality in ("rgb", "rgb+flow"):
-        inputs["clip"] = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
-    if modality in ("flow", "rgb+flow"):
-        channels = 2 * d.get("flow_stack", 5)
-        inputs["flow"] = jnp.zeros((1, d.crop_size, d.crop_size, channels), jnp.float32)
-    return inputs
+    if modality not in MODALITY_INPUTS:
+        raise ValueError(f"config.data.modality {modality!r}: expected one of {', '.join(MODALITY_INPUTS)}")
+    zeros = registry.zero_inputs(
+        MODALITY_INPUTS[modality], d.num_frames, d.crop_size, 2 * d.get("flow_stack", 5)
+    )
+    return {name: jnp.asarray(value) for name, value in zeros.items()}
 
 
 def trains_batchnorm(model: nn.Module) -> bool:
@@ -142,10 +139,11 @@ def graft(target: dict[str, Any], source: dict[str, Any], where: str) -> dict[st
 def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """Variables from `config.init_from`: a training workdir or model directory.
 
-    Of kind lsta_rgb: the whole tree (stage 1 -> stage 2, or a converted PyTorch LSTA checkpoint); of a
-    ResNet kind: grafted into resNet, or for a flow network (no resNet) into its top-level backbone with the
-    cross-modality conv1 (`convert.ego_rnn_flow.flow_init_from_resnet`); of kind egornn_flow into another
-    kind (the verb-trained network of the motion stream's stage (a) -> `lsta_flow`): grafted into resNet.
+    The source kind's registered `init_role` says where its variables go: 'whole' the whole tree (stage 1 ->
+    stage 2, or a converted PyTorch LSTA checkpoint); 'backbone' (the ResNet kinds) grafted into resNet, or
+    for a flow network (no resNet) into its top-level backbone with the cross-modality conv1
+    (`convert.ego_rnn_flow.flow_init_from_resnet`); 'backbone_of_other_kinds' (the verb-trained flow network
+    of the motion stream's stage (a) -> `lsta_flow`) grafted into resNet of a model of another kind.
     """
     path = Path(config.init_from)
     meta = (
@@ -155,13 +153,14 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
     )
     _, source = load_model(path, which=config.init_which)
     source = {k: v for k, v in source.items() if k in ("params", "batch_stats")}
-    if meta.get("kind", "").startswith("resnet") and "resNet" not in variables["params"]:
+    kind = meta.get("kind", "")
+    role = registry.model_kind(kind).init_role if kind else "whole"
+    if role == "backbone" and "resNet" not in variables["params"]:
         # a flow network (top-level backbone): ego-rnn's ImageNet initialisation, cross-modality conv1
         from lsta_jax.convert.ego_rnn_flow import flow_init_from_resnet
 
         return graft(variables, flow_init_from_resnet(variables, source), str(path))
-    kind = meta.get("kind", "")
-    if kind.startswith("resnet") or (kind == "egornn_flow" and config.model.kind != kind):
+    if role == "backbone" or (role == "backbone_of_other_kinds" and config.model.kind != kind):
         merged = {k: dict(v) for k, v in variables.items()}
         for collection in ("params", "batch_stats"):
             merged[collection]["resNet"] = graft(
@@ -169,11 +168,6 @@ def load_init(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
             )
         return merged
     return graft(variables, source, str(path))
-
-
-# kinds whose `verb_classes` is a motion stream's selector (0 = read it from the initialisation); for the RGB
-# kinds `verb_classes` = 0 means "no multi-task heads" (the default config's value)
-MOTION_SELECTOR_KINDS = ("lsta_flow", "lsta_two_stream")
 
 
 def selector_classes_of_init(config: Any) -> int:
@@ -446,7 +440,12 @@ def train_and_evaluate(
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
         config.model.num_classes = len(data.class_names)
-    if config.model.get("verb_classes", None) == 0 and config.model.kind in MOTION_SELECTOR_KINDS:
+    # `verb_classes` = 0: for a kind whose `verb_classes` is a motion stream's selector (`selector_from_init`)
+    # "read it from the initialisation"; for the RGB kinds "no multi-task heads" (the default config's value)
+    if (
+        config.model.get("verb_classes", None) == 0
+        and registry.model_kind(config.model.kind).selector_from_init
+    ):
         config.model.verb_classes = selector_classes_of_init(config)  # from the motion stream
     model = create_model(config.model.kind, **model_config(config))
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
@@ -569,7 +568,7 @@ def write_eval_outputs(directory: Path, summary: dict[str, Any], class_names: li
 
 
 __all__ = [
-    "MODEL_INPUT_KEYS",
+    "MODALITY_INPUTS",
     "NonFiniteLoss",
     "TrainState",
     "compile_steps",
