@@ -12,7 +12,7 @@ The LSTA paper reports it with ResNet-34 features (Table 3: 59.48 GTEA61*, 66.77
     x̃_t  = a_t ⊙ x_t                                   the attended input
     i, f, o = σ(W_{xi,xf,xo} x̃_t + W_{hi,hf,ho} h_{t-1} + b_{i,f,o}),  g = tanh(W_xg x̃_t + W_hg h_{t-1} + b_g)
     c_t  = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)   a standard LSTM of `hidden_size` = 512 units on x̃_t
-    logits = fc(Dropout(0.7)(h_T))                     as the LSTA classifier head (`lsta.classifier_head`)
+    logits = fc(Dropout(0.7)(h_T))                     as the LSTA classifier head (`layers.classifier_head`)
 
 The backbone is `lsta.frame_features_and_cam` without attention (one call over the B*T folded frames,
 BatchNorm in inference mode, as for the RGB models); its ImageNet `fc` is kept (unused) so a converted
@@ -31,12 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lsta_jax.models.lsta import (
-    classifier_head,
-    config_to_attributes,
-    frame_features_and_cam,
-    scan_unroll_steps,
-)
+from lsta_jax.models.layers import classifier_head, config_to_attributes
+from lsta_jax.models.lsta import frame_features_and_cam, scan_unroll_steps
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -30,26 +30,12 @@ import jax
 import jax.numpy as jnp
 
 from lsta_jax.models import selector
+from lsta_jax.models.layers import torch_linear_kernel_init, xavier_normal
 
 Array = jax.Array
 # ((a, s), (c, o)): attention memory and attention hidden state (B, H, W, 1); memory c and output gate o
 # (B, H, W, K). The reference's order (state_att, state_inp).
 LSTACarry = tuple[tuple[Array, Array], tuple[Array, Array]]
-
-# torch's `nn.init.xavier_normal` (plain normal, std sqrt(2 / (fan_in + fan_out)), receptive field included).
-xavier_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
-# torch's default `nn.Linear` weight init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def torch_linear_bias_init(fan_in: int) -> Callable[..., Array]:
-    """torch's default `nn.Linear` bias init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / float(fan_in) ** 0.5
-
-    def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 class LinearKernel(nn.Module):

@@ -27,12 +27,8 @@ import jax.numpy as jnp
 
 from lsta_jax.models import selector
 from lsta_jax.models.cells import ConvLSTMCell
-from lsta_jax.models.lsta import (
-    classifier_head,
-    config_to_attributes,
-    frame_features_and_cam,
-    scan_unroll_steps,
-)
+from lsta_jax.models.layers import classifier_head, config_to_attributes
+from lsta_jax.models.lsta import frame_features_and_cam, scan_unroll_steps
 from lsta_jax.models.motion import FLOW_CHANNELS, FlowResNet
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batchnorm

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lsta_jax.models.cells import torch_linear_bias_init, torch_linear_kernel_init
+from lsta_jax.models.layers import torch_linear_bias_init, torch_linear_kernel_init
 
 BIAS_CONTROLS = ("logits", "probabilities", "none")
 

@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 
 from lsta_jax.models import heads, selector
-from lsta_jax.models.cells import LSTACell, torch_linear_bias_init, torch_linear_kernel_init
+from lsta_jax.models.cells import LSTACell
+from lsta_jax.models.layers import classifier_head, config_to_attributes
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, ResNet, check_batchnorm
 
@@ -157,21 +158,6 @@ def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
     if isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int) or scan_unroll < 1:
         raise ValueError(f"scan_unroll must be 'auto', 'full' or an int >= 1, got {scan_unroll!r}")
     return min(scan_unroll, num_steps)
-
-
-def classifier_head(
-    features: jax.Array, num_classes: int, dropout_rate: float, train: bool, name: str = "fc"
-) -> jax.Array:
-    """The authors' `classifier = Sequential(Dropout(p), fc)`: dropout only when training, then Dense `name`
-    with torch's default Linear init; call inside a compact method (creates the submodule `name`, e.g. `fc`,
-    ego-rnn's flow `fc_action` or its two-stream `fc2`)."""
-    dropped = nn.Dropout(dropout_rate, deterministic=not train)(features)
-    return nn.Dense(
-        num_classes,
-        kernel_init=torch_linear_kernel_init,
-        bias_init=torch_linear_bias_init(features.shape[-1]),
-        name=name,
-    )(dropped)
 
 
 class LSTAClassifier(nn.Module):
@@ -339,22 +325,6 @@ class LSTAClassifier(nn.Module):
         return result
 
 
-def config_to_attributes(config: Mapping[str, Any], module: type[nn.Module] | None = None) -> dict[str, Any]:
-    """JSON config -> module attributes (dtype string -> dtype, lists -> tuples); unknown keys: error."""
-    module = module or LSTAClassifier
-    attrs = dict(config)
-    known = set(module.__dataclass_fields__) - {"parent", "name"}
-    unknown = set(attrs) - known
-    if unknown:
-        raise ValueError(f"unknown {module.__name__} config keys {sorted(unknown)}; known: {sorted(known)}")
-    if isinstance(attrs.get("dtype"), str):
-        attrs["dtype"] = jnp.dtype(attrs["dtype"])
-    for key in ("backbone_stage_sizes", "backbone_widths", "backbone_stage_strides"):
-        if attrs.get(key) is not None:
-            attrs[key] = tuple(int(v) for v in attrs[key])
-    return attrs
-
-
 @register(
     "lsta_rgb",
     "LSTA RGB classifier: ResNet-34 + attention pooling + LSTA cell (CVPR 2019)",
@@ -364,4 +334,4 @@ def config_to_attributes(config: Mapping[str, Any], module: type[nn.Module] | No
 )
 def build_lsta_rgb(**config: Any) -> LSTAClassifier:
     """Registry builder of kind `lsta_rgb`; config keys are LSTAClassifier attributes (dtype as a string)."""
-    return LSTAClassifier(**config_to_attributes(config))
+    return LSTAClassifier(**config_to_attributes(config, LSTAClassifier))

@@ -18,7 +18,7 @@ statistics (as LSTA's RGB stream does). Evaluation (`train=False`) always uses t
 puts only the flow `layer4` in training mode: 4).
 
 The building blocks for other flow models are `flow_trunk` (the ResNet on a stack, creating its layers in the
-calling module) and `lsta.classifier_head(..., name='fc_action')`.
+calling module) and `layers.classifier_head(..., name='fc_action')`.
 
 `FlowAttentionClassifier`, kind `lsta_flow`: the LSTA motion stream with attention (paper 5.2), built on a
 whole `FlowResNet` (its submodule `resNet`, the verb-pretrained network of stage (a)).
@@ -34,8 +34,12 @@ import jax
 import jax.numpy as jnp
 
 from lsta_jax.models import selector
-from lsta_jax.models.cells import torch_linear_bias_init, torch_linear_kernel_init
-from lsta_jax.models.lsta import classifier_head, config_to_attributes
+from lsta_jax.models.layers import (
+    classifier_head,
+    config_to_attributes,
+    torch_linear_bias_init,
+    torch_linear_kernel_init,
+)
 from lsta_jax.models.registry import FLOW_CHANNELS, register
 from lsta_jax.models.resnet import (
     RESNET34_STAGES,

@@ -60,8 +60,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lsta_jax.models.cells import ConvLSTMCell, xavier_normal
-from lsta_jax.models.lsta import LSTAClassifier, config_to_attributes
+from lsta_jax.models.cells import ConvLSTMCell
+from lsta_jax.models.layers import config_to_attributes, xavier_normal
+from lsta_jax.models.lsta import LSTAClassifier
 from lsta_jax.models.motion import FLOW_CHANNELS, FlowAttentionClassifier
 from lsta_jax.models.registry import register
 from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS
