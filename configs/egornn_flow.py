@@ -19,26 +19,17 @@ then activities) reaches 36.21% on GTEA61*. It is the flow half of the late fusi
 --flow-checkpoint`) and of `configs/egornn_two_stream.py`.
 """
 
-import ml_collections
-
-from lsta_jax.train.config import default_config, parse_arg, set_dataset
+from lsta_jax.train.config import default_config, model_fields, parse_arg
+from lsta_jax.train.presets import set_dataset
 
 
 def get_config(arg=None):
     a = parse_arg(arg, dataset="gtea61", split=0)
     c = default_config()
-    c.model = ml_collections.ConfigDict(
-        dict(
-            kind="egornn_flow",
-            num_classes=61,
-            in_channels=10,
-            backbone_stage_sizes=(3, 4, 6, 3),
-            backbone_widths=(64, 128, 256, 512),
-            dropout_rate=0.5,
-            batchnorm="train",
-            batch_stats_from=0,
-            dtype="float32",
-        )
+    c.model = model_fields(
+        "egornn_flow",
+        *("num_classes", "in_channels", "backbone_stage_sizes", "backbone_widths", "dropout_rate"),
+        *("batchnorm", "batch_stats_from", "dtype"),
     )
     set_dataset(c, a["dataset"], a["split"])
     c.name = f"egornn_flow_{a['dataset']}_{c.data.builder_config}"

@@ -17,7 +17,8 @@ Paper: ego-rnn (RGB) 63.79% on GTEA61* (Table 2). It is the RGB half of `configs
 
 import ml_collections
 
-from lsta_jax.train.config import default_config, parse_arg, set_dataset
+from lsta_jax.train.config import default_config, model_fields, parse_arg
+from lsta_jax.train.presets import set_dataset
 
 
 def get_config(arg=None):
@@ -25,18 +26,10 @@ def get_config(arg=None):
     if a["stage"] not in (1, 2):
         raise ValueError(f"egornn_rgb config: stage must be 1 or 2, got {a['stage']}")
     c = default_config()
-    c.model = ml_collections.ConfigDict(
-        dict(
-            kind="convlstm_rgb",
-            num_classes=61,
-            mem_size=512,
-            attention_classes=1000,
-            backbone_stage_sizes=(3, 4, 6, 3),
-            backbone_widths=(64, 128, 256, 512),
-            dropout_rate=0.7,
-            dtype="float32",
-            remat=False,
-        )
+    c.model = model_fields(
+        "convlstm_rgb",
+        *("num_classes", "mem_size", "attention_classes", "backbone_stage_sizes", "backbone_widths"),
+        *("dropout_rate", "dtype", "remat"),
     )
     set_dataset(c, a["dataset"], a["split"])
     c.name = f"egornn_rgb_{a['dataset']}_{c.data.builder_config}_stage{a['stage']}"

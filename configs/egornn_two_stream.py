@@ -25,26 +25,17 @@ Paper (Table 2/3, ego-rnn two stream): 77.59% GTEA61*, 79% GTEA61 (4 splits), 77
 
 import ml_collections
 
-from lsta_jax.train.config import default_config, parse_arg, set_dataset
+from lsta_jax.train.config import default_config, model_fields, parse_arg
+from lsta_jax.train.presets import set_dataset
 
 
 def get_config(arg=None):
     a = parse_arg(arg, dataset="gtea61", split=0)
     c = default_config()
-    c.model = ml_collections.ConfigDict(
-        dict(
-            kind="egornn_two_stream",
-            num_classes=61,
-            mem_size=512,
-            attention_classes=1000,
-            in_channels=10,
-            backbone_stage_sizes=(3, 4, 6, 3),
-            backbone_widths=(64, 128, 256, 512),
-            dropout_rate=0.5,
-            batchnorm="train",
-            dtype="float32",
-            remat=False,
-        )
+    c.model = model_fields(
+        "egornn_two_stream",
+        *("num_classes", "mem_size", "attention_classes", "in_channels", "backbone_stage_sizes"),
+        *("backbone_widths", "dropout_rate", "batchnorm", "dtype", "remat"),
     )
     set_dataset(c, a["dataset"], a["split"])
     c.name = f"egornn_two_stream_{a['dataset']}_{c.data.builder_config}"

@@ -36,9 +36,8 @@ protocol: SGD momentum 0.9, weight decay 5e-4, BatchNorm in training mode, shuff
 trained in both stages.
 """
 
-import ml_collections
-
-from lsta_jax.train.config import default_config, parse_arg, set_dataset, set_synthetic, set_toy
+from lsta_jax.train.config import default_config, model_fields, parse_arg
+from lsta_jax.train.presets import set_dataset, set_synthetic, set_toy
 
 STAGES = ("verb", "activity")
 # dataset=synthetic: (epochs, lr milestones) of each stage, the paper's milestones scaled to fewer epochs
@@ -51,19 +50,12 @@ def get_config(arg=None):
     if a["stage"] not in STAGES:
         raise ValueError(f"lsta_flow config: stage must be one of {STAGES}, got {a['stage']!r}")
     c = default_config()
-    flow_net = dict(
-        in_channels=10,
-        backbone_stage_sizes=(3, 4, 6, 3),
-        backbone_widths=(64, 128, 256, 512),
-        dropout_rate=0.5,
-        batchnorm="train",
-        batch_stats_from=0,
-        dtype="float32",
-    )
+    flow_net = ("in_channels", "backbone_stage_sizes", "backbone_widths", "dropout_rate", "batchnorm")
+    flow_net += ("batch_stats_from", "dtype")
     if a["stage"] == "verb":
-        c.model = ml_collections.ConfigDict(dict(kind="egornn_flow", num_classes=0, **flow_net))
-    else:
-        c.model = ml_collections.ConfigDict(dict(kind="lsta_flow", num_classes=0, verb_classes=0, **flow_net))
+        c.model = model_fields("egornn_flow", *flow_net, num_classes=0)
+    else:  # verb_classes 0: the selector's classes are read from the verb network (init_from)
+        c.model = model_fields("lsta_flow", *flow_net, num_classes=0, verb_classes=0)
     toy = a["dataset"] == "toy"
     if toy:
         set_toy(c)

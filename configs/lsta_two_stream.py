@@ -26,14 +26,8 @@ selector), the motion stream's layer4, selector and classifier, and every fusion
 
 import ml_collections
 
-from lsta_jax.train.config import (
-    SYNTHETIC_RGB_DROPOUT,
-    default_config,
-    parse_arg,
-    set_dataset,
-    set_synthetic,
-    set_toy,
-)
+from lsta_jax.train.config import default_config, model_fields, parse_arg
+from lsta_jax.train.presets import SYNTHETIC_RGB_DROPOUT, set_dataset, set_synthetic, set_toy
 
 # What the fusion stage trains (regexes over parameter paths; registered `never_trained` ones stay frozen).
 TRAINABLE = (
@@ -54,30 +48,13 @@ TRAINABLE = (
 def get_config(arg=None):
     a = parse_arg(arg, dataset="gtea61", split=0)
     c = default_config()
-    c.model = ml_collections.ConfigDict(
-        dict(
-            kind="lsta_two_stream",
-            num_classes=61,
-            mem_size=512,
-            c_cam_classes=100,
-            attention_classes=1000,
-            rgb_dropout_rate=0.7,
-            variant="lsta",
-            verb_classes=0,
-            in_channels=10,
-            flow_dropout_rate=0.5,
-            backbone_stage_sizes=(3, 4, 6, 3),
-            backbone_widths=(64, 128, 256, 512),
-            fusion_kernel=3,
-            fusion_init="zeros",
-            summary_kernel=(3, 3, 3),
-            summary_features=512,
-            flow_mem_size=512,
-            flow_embedding_residual=True,
-            batchnorm="frozen",
-            dtype="float32",
-            scan_unroll="auto",
-        )
+    c.model = model_fields(
+        "lsta_two_stream",
+        *("num_classes", "mem_size", "c_cam_classes", "attention_classes", "rgb_dropout_rate", "variant"),
+        *("in_channels", "flow_dropout_rate", "backbone_stage_sizes", "backbone_widths", "fusion_kernel"),
+        *("fusion_init", "summary_kernel", "summary_features", "flow_mem_size", "flow_embedding_residual"),
+        *("batchnorm", "dtype", "scan_unroll"),
+        verb_classes=0,  # the motion stream's selector classes, read from init_from_flow
     )
     if a["dataset"] == "toy":
         set_toy(c)

@@ -26,7 +26,8 @@ The remaining errors are shake <-> pour of the same object. No paper number for 
 "Ablation at small scale" has the variants.
 """
 
-from lsta_jax.train.config import SYNTHETIC_RGB_DROPOUT, default_config, parse_arg, set_synthetic, stage2
+from lsta_jax.train.config import default_config, parse_arg, stage2
+from lsta_jax.train.presets import SYNTHETIC_RGB_DROPOUT, set_synthetic, set_toy
 
 
 def get_config(arg=None):
@@ -61,27 +62,14 @@ def get_config(arg=None):
 
 def toy_config():
     """In-memory toy clips (a square moving in one of 8 directions), a tiny backbone trained from scratch."""
-    c = default_config()
+    c = set_toy(default_config())
     c.name = "synthetic_toy"
-    c.model.update(
-        num_classes=8,
-        mem_size=64,
-        c_cam_classes=16,
-        attention_classes=32,
-        backbone_stage_sizes=(1, 1, 1, 1),
-        backbone_widths=(16, 32, 32, 64),
-        dropout_rate=0.3,
-        batchnorm="train",  # from scratch: batch statistics (frozen initial statistics are refused)
-    )
-    c.data.update(name="toy", num_train=256, num_eval=96, num_frames=6, crop_size=48, resize_shorter=48)
+    # from scratch: batch statistics (frozen initial statistics are refused)
+    c.model.update(dropout_rate=0.3, batchnorm="train")
     c.trainable = "all"
     c.shuffle = True
-    c.global_batch_size = 16
-    c.eval_batch_size = 32
     c.num_epochs = 12  # ~0.9 top-1 (chance 0.125) in about a minute on 2 CPU cores
     c.learning_rate = 3e-3
     c.lr_milestones = (9,)
     c.weight_decay = 5e-5
-    c.checkpoint_every_steps = 200
-    c.log_every_steps = 5
     return c

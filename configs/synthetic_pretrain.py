@@ -25,7 +25,8 @@ import dataclasses
 import ml_collections
 
 from lsta_jax.data.synthetic_objects import SyntheticObjectsOptions
-from lsta_jax.train.config import SYNTHETIC_BACKBONE, default_config
+from lsta_jax.train.config import default_config
+from lsta_jax.train.presets import SYNTHETIC_BACKBONE
 
 # the clip models' backbone fields without their prefix: the `resnet` kind's own names
 BACKBONE = {k.removeprefix("backbone_"): v for k, v in SYNTHETIC_BACKBONE.items()}

@@ -10,6 +10,7 @@ on its builder in the module of its family; no other file names it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +141,18 @@ def model_kind(kind: str) -> ModelKind:
 def create_model(kind: str, **config: Any) -> nn.Module:
     """Build the Flax module of a registered kind from its config."""
     return model_kind(kind).build(**config)
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    """The JSON-able config of a kind's module as built with no config: its attributes' defaults (dtypes by
+    name), the one place they are written; training configs take them from here and override a few."""
+    module = create_model(kind)
+    values = {
+        f.name: getattr(module, f.name)
+        for f in dataclasses.fields(module)
+        if f.name not in ("parent", "name")
+    }
+    return {k: np.dtype(v).name if k == "dtype" and not isinstance(v, str) else v for k, v in values.items()}
 
 
 def example_input(kind: str, config: dict[str, Any]) -> np.ndarray | dict[str, np.ndarray]:

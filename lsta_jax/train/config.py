@@ -1,13 +1,14 @@
 """The default training config and the `--config path.py[:arg] --config.field=value` loader.
 
 Every file in `configs/` defines `get_config(arg: str | None) -> ml_collections.ConfigDict`, starting from
-`default_config()` (the reference's stage-1 protocol, reference section 5) and overriding a few fields.
+`default_config()` (the reference's stage-1 protocol, reference section 5) and overriding a few fields; model
+defaults come from the model modules (`model_fields`), shared presets (datasets, the embedded synthetic data,
+the toy set-up) from `lsta_jax.train.presets`.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -15,31 +16,32 @@ from typing import Any
 import ml_collections
 
 
+def model_fields(kind: str, *fields: str, **overrides: Any) -> ml_collections.ConfigDict:
+    """A config's `model`: `kind`, the named `fields` of its module with the module's defaults
+    (`registry.defaults`: defaults are written once, in the module), then `overrides`. The fields named are
+    the ones the config exposes to `--config.model.X=...`; any other keeps its module default."""
+    from lsta_jax.models import registry
+
+    defaults = registry.defaults(kind)
+    unknown = sorted(set(fields) - set(defaults) | set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"model kind {kind!r} has no fields {unknown}; its fields: {sorted(defaults)}")
+    return ml_collections.ConfigDict(dict(kind=kind, **{f: defaults[f] for f in fields}, **overrides))
+
+
 def default_config() -> ml_collections.ConfigDict:
     """Stage 1 of the reference on GTEA61 split 2 (`train_rgb.sh`); datasets override `data` and classes."""
     c = ml_collections.ConfigDict()
     c.name = "lsta_rgb"
-    c.model = ml_collections.ConfigDict(
-        dict(
-            kind="lsta_rgb",
-            num_classes=61,
-            mem_size=512,
-            c_cam_classes=100,
-            attention_classes=1000,
-            backbone_stage_sizes=(3, 4, 6, 3),
-            backbone_widths=(64, 128, 256, 512),
-            dropout_rate=0.7,
-            dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
-            remat=False,
-            variant="lsta",
-            verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
-            noun_classes=0,
-            head_bias_control="logits",  # how the activity logits bias the verb/noun heads
-            # 'frozen': BatchNorm on its running statistics (the reference, both stages, from pre-trained
-            # weights); 'train': batch statistics in training (a backbone trained from scratch). A run from
-            # scratch with 'frozen' is refused (trainer.check_batchnorm_protocol).
-            batchnorm="frozen",
-        )
+    # verb_classes > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py); batchnorm 'frozen':
+    # BatchNorm on its running statistics (the reference, both stages, from pre-trained weights), 'train':
+    # batch statistics in training (from scratch; a run from scratch with 'frozen' is refused); dtype
+    # 'bfloat16' for bf16 compute (params stay float32)
+    c.model = model_fields(
+        "lsta_rgb",
+        *("num_classes", "mem_size", "c_cam_classes", "attention_classes", "backbone_stage_sizes"),
+        *("backbone_widths", "dropout_rate", "dtype", "remat", "variant", "verb_classes", "noun_classes"),
+        *("head_bias_control", "batchnorm"),
     )
     c.data = ml_collections.ConfigDict(
         dict(
@@ -96,92 +98,6 @@ def stage2(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.learning_rate = 1e-4
     c.num_epochs = 100
     c.lr_milestones = (25, 75)
-    return c
-
-
-#: dataset arg of the per-stream configs -> (tfds builder, activity classes, number of splits, default split)
-DATASETS: dict[str, tuple[str, int, int, int]] = {
-    "gtea61": ("gtea61", 61, 4, 2),
-    "gtea71": ("gtea71", 71, 4, 2),
-    "egtea": ("egtea_gaze_plus", 106, 3, 1),
-}
-
-
-def set_dataset(c: ml_collections.ConfigDict, dataset: str, split: int = 0) -> ml_collections.ConfigDict:
-    """Point `c.data` and `c.model.num_classes` at one of `DATASETS` (split 0 = its default split)."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    builder, classes, splits, default = DATASETS[dataset]
-    split = split or default
-    if not 1 <= split <= splits:
-        raise ValueError(f"{dataset} has splits 1-{splits}, got {split}")
-    c.data.name = builder
-    c.data.builder_config = f"split{split}"
-    c.model.num_classes = classes
-    return c
-
-
-def set_toy(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The in-memory `toy` clips (8 classes; flow stacks with modality 'flow' / 'rgb+flow') and a small
-    backbone trained from scratch, so a two-stream pipeline runs end to end on a CPU in minutes (no paper
-    number; a config's own `c.model` keys that do not exist are left alone)."""
-    c.data.update(name="toy", builder_config="", num_train=256, num_eval=96, num_frames=6, crop_size=48)
-    c.data.resize_shorter = 48
-    small = dict(
-        num_classes=8,
-        backbone_stage_sizes=(1, 1, 1, 1),
-        backbone_widths=(16, 32, 32, 64),
-        mem_size=64,
-        c_cam_classes=16,
-        attention_classes=32,
-        summary_features=64,
-        flow_mem_size=64,
-    )
-    c.model.update({k: v for k, v in small.items() if k in c.model})
-    c.global_batch_size, c.eval_batch_size = 16, 32
-    c.log_every_steps, c.checkpoint_every_steps = 5, 200
-    return c
-
-
-#: The small ResNet of the embedded data (`configs/synthetic_pretrain.py` trains it on `synthetic_objects`):
-#: output stride 8 (stage strides (1, 2, 2, 1), no stem max-pool), so a 56 px crop gives the 7x7 `layer4` map
-#: of ResNet-34 at 224 px. Keys of the clip models (`lsta_rgb`, `egornn_flow`, `lsta_two_stream`, ...).
-SYNTHETIC_BACKBONE: dict[str, Any] = dict(
-    backbone_stage_sizes=(1, 1, 1, 1),
-    backbone_widths=(16, 32, 32, 32),
-    backbone_stage_strides=(1, 2, 2, 1),
-    backbone_max_pool=False,
-)
-
-
-#: Dropout before the RGB classifier on the embedded data (`configs/synthetic.py`, the two-stream's RGB side).
-SYNTHETIC_RGB_DROPOUT = 0.3
-
-
-def set_synthetic(c: ml_collections.ConfigDict, flow: bool = False) -> ml_collections.ConfigDict:
-    """Point `c.data` at the default `synthetic_ego` (the demo's data, 16 frames stored at 64 px, cropped to
-    56) and size `c.model` for it: its classes, `SYNTHETIC_BACKBONE`, and the small widths of the LSTA parts
-    the config has (memory 32, 16 output-pooling classes, the 32 `synthetic_objects` classes as the
-    attention selector's). `flow=True` reads the build that also stores TV-L1 flow (the same clips)."""
-    from lsta_jax.data.synthetic import SyntheticOptions
-
-    options = SyntheticOptions(flow=flow)  # the defaults: what `python -m lsta_jax.data export` writes
-    c.data.synthetic = dataclasses.asdict(options)
-    c.data.update(
-        name="synthetic_ego",
-        builder_config="",
-        num_frames=options.num_frames,  # all 16: at 8, only 2 sampled frames fall in the action
-        crop_size=56,
-        resize_shorter=options.frame_size,
-        train_split="train",
-        eval_split="test",
-    )
-    c.model.update(num_classes=len(options.class_names()), **SYNTHETIC_BACKBONE)
-    small = dict(mem_size=32, c_cam_classes=16, attention_classes=32, summary_features=32, flow_mem_size=32)
-    c.model.update({k: v for k, v in small.items() if k in c.model})
-    c.global_batch_size, c.eval_batch_size = 16, 48
-    c.eval_every_epochs = 0
-    c.checkpoint_every_steps, c.log_every_steps = 1000, 10
     return c
 
 
