@@ -223,7 +223,7 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
     names = load_class_names(workdir)
     boxes: list[np.ndarray | None] = [None] * count
     if d.name == "toy":
-        from lsta_jax.train.input_pipeline import toy_frames
+        from lsta_jax.data.toy import toy_frames
 
         frames, labels = toy_frames(count, config.model.num_classes, d.num_frames, d.crop_size, seed=12345)
         inputs = [str(f) for f in export_frame_folders(frames, labels, names, out / "clips")]
