@@ -6,6 +6,6 @@ share a name without runpy's double-import warning.
 
 import sys
 
-from lsta_jax.predict import main
+from lsta_jax.predict.cli import main
 
 sys.exit(main())
