@@ -3,7 +3,8 @@
 The public API is small and stable:
   `load_model(path)`            -> (model, variables) from a converted checkpoint or a training workdir
   `create_model(kind, **config)` -> a Flax module of a registered kind
-  `predict(model, variables, inputs, ...)` -> one `Prediction` per video / frame folder (`lsta_jax.predict`)
+  `predict(path, inputs, ...)`  -> one `Prediction` per video / frame folder (`lsta_jax.predict`), with the
+                                   checkpoint's geometry and class names
 """
 
 from lsta_jax.checkpoint import load_model
