@@ -152,3 +152,20 @@ def test_the_scan_finds_kind_knowledge():
         'd = "lsta_rgb"\ne = row == "lsta_rgb"\n'
     )
     assert _kind_literal_offences(ast.parse(code), kinds) == [1, 2, 3]
+
+
+def test_model_defaults_come_from_the_module():
+    from lsta_jax.models.lsta import LSTAClassifier
+    from lsta_jax.train.config import model_fields
+
+    defaults = registry.defaults("lsta_rgb")
+    assert defaults["dtype"] == "float32" and defaults["mem_size"] == LSTAClassifier.mem_size
+    model = model_fields("lsta_rgb", "mem_size", "dropout_rate", num_classes=7)
+    assert model.to_dict() == {
+        "kind": "lsta_rgb",
+        "mem_size": LSTAClassifier.mem_size,
+        "dropout_rate": LSTAClassifier.dropout_rate,
+        "num_classes": 7,
+    }
+    with pytest.raises(ValueError, match=r"model kind 'lsta_rgb' has no fields \['hidden_size'\]"):
+        model_fields("lsta_rgb", "hidden_size")
