@@ -49,6 +49,20 @@ class ConversionError(ValueError):
                 sections.append(f"{len(names)} {title}:\n" + "\n".join(f"  {n}" for n in names))
         super().__init__("\n".join(sections))
 
+    def summary(self, shown: int = 3) -> str:
+        """One line: the header and, per kind of problem, its count and the first `shown` names."""
+        parts = [self.header]
+        for title, names in (
+            ("missing torch keys", self.missing),
+            ("unexpected torch keys", self.unexpected),
+            ("shape mismatches", self.mismatched),
+            ("unfilled Flax leaves", self.unfilled),
+        ):
+            if names:
+                more = ", ..." if len(names) > shown else ""
+                parts.append(f"{len(names)} {title} ({', '.join(names[:shown])}{more})")
+        return "; ".join(parts)
+
 
 # --- layout transforms -----------------------------------------------------------------------------------
 

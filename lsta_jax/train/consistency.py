@@ -76,7 +76,8 @@ def check_class_count(num_classes: int, class_names: Sequence[str], config: Any,
     """`num_classes` of the model equals the number of classes of the data."""
     if num_classes != len(class_names):
         d = config.data
-        dataset = f"{d.name}/{d.builder_config}" if d.get("builder_config") else d.name
+        tfds_config = d.get("builder_config") if d.name != "toy" else ""  # the toy clips have none
+        dataset = f"{d.name}/{tfds_config}" if tfds_config else d.name
         raise ConfigMismatch(
             f"{what} has {num_classes} classes but the data {dataset} has {len(class_names)} "
             f"({', '.join(list(class_names)[:3])}{', ...' if len(class_names) > 3 else ''}): point "
