@@ -22,9 +22,15 @@ CHECKPOINT_CHOICES = ("latest", "best")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The module docstring as written (its command examples keep their lines) and each default shown once and
+    """A module docstring as written (its command examples keep their lines; a one-paragraph description is
+    wrapped) and each default shown once and
     true: `(default: X)` is added from the parser's own default, only where there is one (not None, not a
     switch's False) and the help text does not already say what the default is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():  # a docstring: its lines as written
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)  # one paragraph: wrapped
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

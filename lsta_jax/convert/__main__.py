@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         "'model_state_dict' wrapped; 'module.' prefixes and num_batches_tracked allowed) into an lsta_jax "
         "model directory "
         "(orbax variables + lsta_jax_model.json). Strict: every torch key must be used and every model "
-        "variable filled, else all offending names are listed. Needs torch: pip install -e '.[torch]'.",
+        "variable filled, else one line names the kind the file fits (--list-keys: every offending name). "
+        "Needs torch: pip install -e '.[torch]'.",
     )
     parser.add_argument("--kind", required=True, choices=sorted(CONVERTERS), help="what the checkpoint holds")
     parser.add_argument("--torch-checkpoint", required=True, type=Path, help="the PyTorch file to read")

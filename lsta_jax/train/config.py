@@ -316,6 +316,48 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
     return config
 
 
+#: Fields that must be >= 1 (counts and sizes the loop divides by or allocates with) and >= 0.
+POSITIVE_FIELDS = (
+    "global_batch_size",
+    "eval_batch_size",
+    "grad_accum_steps",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "data.num_frames",
+    "data.crop_size",
+    "data.resize_shorter",
+)
+NON_NEGATIVE_FIELDS = (
+    "total_steps",
+    "num_epochs",
+    "steps_per_epoch",
+    "eval_every_steps",
+    "eval_every_epochs",
+)
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Refuse values a run cannot use (a batch of 0 clips, logging every 0 steps, ...) with one line naming
+    the field, its value and the fix; fields a config does not have are skipped."""
+
+    def get(field: str) -> Any:
+        node: Any = config
+        for part in field.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    for fields, low, what in ((POSITIVE_FIELDS, 1, "a positive integer"), (NON_NEGATIVE_FIELDS, 0, ">= 0")):
+        for field in fields:
+            value = get(field)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ConfigOverrideError(f"config.{field} is {value!r}: set --config.{field} to {what}")
+    if get("total_steps") == 0 and get("num_epochs") == 0:
+        raise ConfigOverrideError("config.num_epochs and config.total_steps are both 0: set one of them > 0")
+
+
 class _null:
     def __enter__(self) -> None:
         return None

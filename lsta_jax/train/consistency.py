@@ -98,7 +98,11 @@ def available_metrics(model: nn.Module, class_names: Sequence[str]) -> tuple[str
 
 def check_training_run(config: Any, class_names: Sequence[str], model: nn.Module) -> None:
     """Everything the loop, the evaluations and the final outputs need to agree on, before the first step:
-    classes of model and data, the model's inputs and the data's modality, the checkpoint-ranking metric."""
+    classes of model and data, the model's inputs and the data's modality, the checkpoint-ranking metric,
+    and the values of the config's counts and sizes (`config.validate_config`)."""
+    from lsta_jax.train.config import validate_config
+
+    validate_config(config)
     check_class_count(
         int(config.model.num_classes), class_names, config, "config.model.num_classes: the model"
     )
