@@ -9,7 +9,7 @@ noun and action top-1/top-5 and class-mean recall on the held-out 'validation' v
 
 Arg: `stage=1|2`.
 
-    python -m lsta_jax.data epic_kitchens55 --manual_dir /data/EPIC_KITCHENS_2018 --data_dir DIR
+    python -m lsta_jax.data epic_kitchens55 --manual-dir /data/EPIC_KITCHENS_2018 --data-dir DIR
     python -m lsta_jax.train --config configs/epic.py --workdir runs/epic_stage1 \\
         --config.init_from=converted/resnet34 --config.data.data_dir=DIR
     python -m lsta_jax.train --config configs/epic.py:stage=2 --workdir runs/epic_stage2 \\

@@ -5,7 +5,7 @@ reference's two-stage RGB protocol) on the `epic_kitchens100` builder: trained o
 evaluated on 'validation', submitted on 'test'. The activity classes are the (verb, noun) pairs of the train
 and validation annotations (`num_classes=0`: from the dataset). Arg: `stage=1|2`.
 
-    python -m lsta_jax.data epic_kitchens100 --manual_dir /data/EPIC-KITCHENS-100 --data_dir DIR
+    python -m lsta_jax.data epic_kitchens100 --manual-dir /data/EPIC-KITCHENS-100 --data-dir DIR
     python -m lsta_jax.train --config configs/epic100.py --workdir runs/epic100_stage1 \\
         --config.init_from=converted/resnet34 --config.data.data_dir=DIR
     python -m lsta_jax.train --config configs/epic100.py:stage=2 --workdir runs/epic100_stage2 \\

@@ -29,9 +29,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from lsta_jax import cli
+
+if TYPE_CHECKING:
+    from lsta_jax.convert import ConversionError
 
 OUTPUTS = ("logits", "features", "attention", "frame_features", "layer4")
 
@@ -158,8 +163,31 @@ def compare_flow(state_dict: dict[str, np.ndarray], args: argparse.Namespace) ->
     return compare_outputs(ours, ref, args.tolerance)
 
 
+def _not_this_kind(args: argparse.Namespace, state_dict: dict, what: str, err: ConversionError) -> str:
+    """One line: the checkpoint is not `--kind`; the kind its keys fit and the command for it, if any."""
+    from lsta_jax.convert import fitting_kinds
+
+    where = f"{args.torch_checkpoint} is not {what} checkpoint"
+    kinds = fitting_kinds(state_dict, exclude=(args.kind,))
+    ours = [k for k in kinds if k in COMPARE_KINDS]
+    if ours:
+        return (
+            f"{where}; its keys are those of {ours[0]}: run python -m lsta_jax.compare --kind {ours[0]} ..."
+        )
+    if kinds:
+        return (
+            f"{where}; its keys are those of {kinds[0]}, which compare does not run (kinds: "
+            f"{', '.join(COMPARE_KINDS)}); convert it with python -m lsta_jax.convert --kind {kinds[0]}"
+        )
+    return f"{where}: {err.summary()}"
+
+
+#: The kinds `compare` runs against the PyTorch reference.
+COMPARE_KINDS = ("lsta_rgb", "egornn_flow")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.compare",
         description="Run the Flax LSTA model and the PyTorch reference on one clip; print the differences.",
     )
@@ -167,28 +195,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kind",
         default="lsta_rgb",
-        choices=("lsta_rgb", "egornn_flow"),
-        help="what the checkpoint holds (default lsta_rgb; egornn_flow: ego-rnn's flow_resnet34)",
+        choices=COMPARE_KINDS,
+        help="what the checkpoint holds (egornn_flow: ego-rnn's flow_resnet34)",
     )
     parser.add_argument(
         "--clip", help="frames directory, video, or .npy of normalised frames (default: random)"
     )
     parser.add_argument(
-        "--frames", type=int, default=25, help="frames T sampled (default 25; a .npy clip is used whole)"
+        "--frames", type=cli.positive_int, default=25, help="frames T sampled (a .npy clip is used whole)"
     )
-    parser.add_argument("--size", type=int, default=224, help="crop size (default 224; not for .npy)")
+    parser.add_argument("--size", type=cli.positive_int, default=224, help="crop size (not for .npy)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random clip")
-    parser.add_argument(
-        "--tolerance", type=float, default=1e-4, help="max relative difference (default 1e-4)"
-    )
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max relative difference")
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
         help="allow a full unpickle (executes code: trusted files only)",
     )
     args = parser.parse_args(argv)
-    if args.frames < 1:
-        parser.error("--frames must be at least 1")
 
     from lsta_jax.convert import CheckpointReadError, ConversionError
     from lsta_jax.convert.lsta import convert_state_dict, torch_model_from_state_dict
@@ -202,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = read_torch_checkpoint(args.torch_checkpoint, trust_pickle=args.trust_pickle)
             ok, report = compare_flow(checkpoint.state_dict, args)
         except ConversionError as err:
-            print(f"error: {args.torch_checkpoint} is not an ego-rnn flow checkpoint: {err}", file=sys.stderr)
-            return 2
+            return cli.fail(_not_this_kind(args, checkpoint.state_dict, "an ego-rnn flow", err))
         except (ImportError, CheckpointReadError, OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -216,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_model = torch_model_from_state_dict(converted.config, checkpoint.state_dict)
         clip = load_clip_argument(args.clip, args.frames, args.size, args.seed)
     except ConversionError as err:
-        print(f"error: {args.torch_checkpoint} is not an LSTA RGB checkpoint: {err}", file=sys.stderr)
-        return 2
+        return cli.fail(_not_this_kind(args, checkpoint.state_dict, "an LSTA RGB", err))
     except (ImportError, CheckpointReadError, OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,8 +1,11 @@
-"""Evaluate a checkpoint: `python -m lsta_jax.evaluate --checkpoint PATH --config configs/X.py[:arg]`.
+"""Evaluate a checkpoint: `python -m lsta_jax.evaluate --checkpoint PATH [--config configs/X.py[:arg]]`.
 
 PATH is a training workdir (its 'latest' or `--which best` / step checkpoint) or a model directory. The
-evaluation split and preprocessing come from the config (`--config.field=value` overrides work as for
-training). Prints top-1, top-5, mean class accuracy and verb/noun accuracies (class names `verb_noun`, split
+evaluation split and preprocessing come from the config: by default the workdir's own `config.json` (what it
+was trained with), else `--config` (required for a model directory); `--config.field=value` overrides work as
+for training. A config whose dataset, class count or input (frames, crop size, modality) does not match the
+model is refused before anything runs (`lsta_jax.train.consistency`).
+Prints top-1, top-5, mean class accuracy and verb/noun accuracies (class names `verb_noun`, split
 at the first '_'), and for models with verb/noun heads the challenge's verb/noun/action top-1, top-5 and
 class-mean recall (`train/metrics.py`); writes `summary.json`, `per_class.csv`, `confusion.csv` and
 `confusion.png` to `--output` (default PATH/eval_<which>). Padded last batches are counted exactly once
@@ -21,26 +24,49 @@ position (`pointing_per_frame`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from lsta_jax import cli
+
+
+def workdir_config(checkpoint: str | Path) -> Any:
+    """The training config a workdir saved (`config.json`) as a ConfigDict; a clear error for a directory
+    without one (a converted model directory: its data must be named with `--config`)."""
+    import ml_collections
+
+    from lsta_jax.train.consistency import saved_config
+
+    saved = saved_config(checkpoint)
+    if saved is None:
+        raise FileNotFoundError(
+            f"{checkpoint} has no config.json (not a training workdir): pass --config configs/X.py[:arg] "
+            "naming the data to evaluate on"
+        )
+    return ml_collections.ConfigDict(saved)
+
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, config: Any, which: str = "latest", output: str | Path | None = None
+    checkpoint: str | Path, config: Any = None, which: str = "latest", output: str | Path | None = None
 ) -> dict[str, Any]:
-    """Evaluate `checkpoint` on `config`'s eval split; write the outputs; return the summary."""
+    """Evaluate `checkpoint` on `config`'s eval split (default: the workdir's own `config.json`); write the
+    outputs; return the summary. Refuses (`ConfigMismatch`) a config whose dataset, classes or input do not
+    match the model."""
     import jax
 
     from lsta_jax.checkpoint import load_class_names, load_model
     from lsta_jax.train import metrics as metrics_lib
     from lsta_jax.train import trainer
+    from lsta_jax.train.consistency import check_checkpoint_classes, check_checkpoint_fits
     from lsta_jax.train.input_pipeline import make_data
 
+    config = workdir_config(checkpoint) if config is None else config
     model, variables = load_model(checkpoint, which=which)
+    check_checkpoint_fits(checkpoint, model, config)
     data = make_data(config)
+    check_checkpoint_classes(checkpoint, model, config, data.class_names)
     class_names = load_class_names(checkpoint) or data.class_names
     steps = trainer.compile_steps(model, None, None)
     variables = steps.replicate(
@@ -100,7 +126,7 @@ def _input_name(model: Any) -> str:
 def evaluate_late_fusion(
     checkpoint: str | Path,
     flow_checkpoint: str | Path,
-    config: Any,
+    config: Any = None,
     which: str = "latest",
     flow_which: str | None = None,
     flow_segments: int = 10,
@@ -118,7 +144,10 @@ def evaluate_late_fusion(
     from lsta_jax.models.two_stream import late_fusion
     from lsta_jax.train import metrics as metrics_lib
     from lsta_jax.train import trainer
+    from lsta_jax.train.consistency import check_checkpoint_classes, check_checkpoint_fits
     from lsta_jax.train.input_pipeline import make_data
+
+    config = workdir_config(checkpoint) if config is None else config
 
     rgb_model, rgb_vars = load_model(checkpoint, which=which)
     flow_model, flow_vars = load_model(flow_checkpoint, which=flow_which or which)
@@ -135,7 +164,11 @@ def evaluate_late_fusion(
         rgb_config.data.modality = "rgb"
         flow_config.data.modality = "flow"
         flow_config.data.flow_segments = int(flow_segments)
+    check_checkpoint_fits(checkpoint, rgb_model, rgb_config)
+    check_checkpoint_fits(flow_checkpoint, flow_model, flow_config, check_geometry=False)
     rgb_data, flow_data = make_data(rgb_config), make_data(flow_config)
+    check_checkpoint_classes(checkpoint, rgb_model, rgb_config, rgb_data.class_names)
+    check_checkpoint_classes(flow_checkpoint, flow_model, flow_config, flow_data.class_names)
     class_names = load_class_names(checkpoint) or rgb_data.class_names
 
     def sums(variables: Any, batch: dict[str, Any]) -> dict[str, Any]:
@@ -192,37 +225,45 @@ def evaluate_late_fusion(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lsta_jax.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser(prog="python -m lsta_jax.evaluate", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="training workdir or model directory")
-    parser.add_argument("--config", required=True, help="configs/X.py[:arg] (data and preprocessing)")
-    parser.add_argument("--which", default="latest", help="'latest', 'best' or a step (training workdirs)")
-    parser.add_argument("--output", default=None, help="output directory (default CHECKPOINT/eval_<which>)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="configs/X.py[:arg] naming the data and preprocessing (default: the workdir's config.json)",
+    )
+    parser.add_argument(
+        "--which",
+        type=cli.checkpoint_choice,
+        default="latest",
+        help="checkpoint of a training workdir: latest, best or a step number",
+    )
+    parser.add_argument("--output", default=None, help="output directory (default: CHECKPOINT/eval_<which>)")
     parser.add_argument(
         "--flow-checkpoint",
         help="late fusion: a flow model (e.g. kind egornn_flow) fused with the RGB --checkpoint",
     )
-    parser.add_argument("--flow-which", help="checkpoint of the flow workdir (default: --which)")
+    parser.add_argument(
+        "--flow-which", type=cli.checkpoint_choice, help="checkpoint of the flow workdir (default: --which)"
+    )
     parser.add_argument(
         "--flow-segments",
-        type=int,
+        type=cli.positive_int,
         default=10,
-        help="flow stacks averaged per clip (late fusion; ego-rnn: 10)",
+        help="flow stacks averaged per clip (ego-rnn: 10)",
     )
     parser.add_argument(
-        "--flow-weight", type=float, default=0.5, help="weight of the flow scores in the late fusion (0.5)"
+        "--flow-weight", type=float, default=0.5, help="weight of the flow scores in the fusion"
     )
     args, rest = parser.parse_known_args(argv)
-    unknown = [r for r in rest if not r.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognised arguments {unknown}")
+    overrides = cli.config_overrides(parser, rest)
+    if not 0.0 <= args.flow_weight <= 1.0:
+        parser.error(f"argument --flow-weight: expected a number in [0, 1], got {args.flow_weight}")
     from lsta_jax.train.config import apply_overrides, load_config
 
     try:
-        config = apply_overrides(load_config(args.config), rest)
+        config = load_config(args.config) if args.config else workdir_config(args.checkpoint)
+        config = apply_overrides(config, overrides)
         if args.flow_checkpoint:
             summary = evaluate_late_fusion(
                 args.checkpoint,
@@ -236,9 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             summary = evaluate_checkpoint(args.checkpoint, config, args.which, args.output)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, AttributeError, KeyError, ValueError) as e:
+        return cli.fail(str(e))
     from lsta_jax.train.metrics import REPORT_KEYS
 
     keys = (*REPORT_KEYS, "pointing_game", "pointing_game_hand_in_view", "count", "rgb_top1", "flow_top1")

@@ -22,7 +22,6 @@ Exit status 1 when any input failed (summary on stderr), 2 on a usage or checkpo
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -31,7 +30,7 @@ from typing import IO
 
 import numpy as np
 
-from lsta_jax import inference
+from lsta_jax import cli, inference
 from lsta_jax.models import registry
 from lsta_jax.predict import (
     add_common_arguments,
@@ -81,13 +80,20 @@ class NpyAppender:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.extract",
         description="Write LSTA clip features (and optionally per-frame backbone features) of videos / frame "
         "folders as .npy files with an index, using an lsta_jax checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     add_common_arguments(parser)
+    positive = ("batch_size", "num_frames", "size", "resize_shorter", "min_frames")
+    cli.retype(
+        parser,
+        which=cli.checkpoint_choice,
+        workers=cli.non_negative_int,
+        **dict.fromkeys(positive, cli.positive_int),
+    )
     parser.add_argument("--output-dir", required=True, help="directory for features.npy, index.jsonl, ...")
     parser.add_argument(
         "--frame-features", action="store_true", help="also write frame_features.npy (N, T, K)"

@@ -27,7 +27,7 @@ def test_unbuilt_dataset_names_manual_dir_and_the_build_command(tmp_path, capsys
     assert "\n" not in message and "gtea61/split2 is not built" in message
     assert "--config.data.manual_dir=" in message
     assert (
-        f"python -m lsta_jax.data gtea61 --config split2 --manual_dir RAW_FRAMES_DIR --data_dir {tmp_path}"
+        f"python -m lsta_jax.data gtea61 --config split2 --manual-dir RAW_FRAMES_DIR --data-dir {tmp_path}"
         in (message)
     )
     argv = ["--config", "configs/gtea61.py:split=2", "--workdir", str(tmp_path / "w")]

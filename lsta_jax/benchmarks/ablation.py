@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from lsta_jax import cli
+
 PAPER = {  # GTEA61 fixed split, paper Table 1 (reference section 8); ego-rnn: the paper's Table 2 row
     "convlstm": 51.72,
     "output_pooling": 62.07,
@@ -141,21 +143,20 @@ def _two_stream_row(variant: str, seed: int, args: argparse.Namespace, root: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.ablation",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=cli.positive_int, default=3)
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=cli.positive_int,
         default=None,
         help="override num_epochs of stage 1, its lr milestones scaled alike (default: the config's)",
     )
     parser.add_argument(
         "--frames",
-        type=int,
+        type=cli.positive_int,
         default=None,
         help="override data.num_frames of both stages (default: the config's)",
     )

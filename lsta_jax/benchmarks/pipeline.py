@@ -11,10 +11,11 @@ sampled per clip, multi-scale corner crop + flip to 224.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
+
+from lsta_jax import cli
 
 
 def measure(loader, batches: int, warmup: int = 1) -> tuple[float, int]:
@@ -29,22 +30,27 @@ def measure(loader, batches: int, warmup: int = 1) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.pipeline",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--data-dir", default=None, help="tfds data_dir for the synthetic set (default: temp)"
     )
-    parser.add_argument("--frame-size", type=int, default=256, help="stored frame size (shorter side)")
-    parser.add_argument("--clip-frames", type=int, default=40, help="frames per stored clip")
-    parser.add_argument("--num-clips", type=int, default=32, help="clips in the synthetic train split")
-    parser.add_argument("--num-frames", type=int, default=25, help="frames sampled per clip")
-    parser.add_argument("--crop-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=4, help="timed batches per setting")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="grain worker counts to time")
+    parser.add_argument(
+        "--frame-size", type=cli.positive_int, default=256, help="stored frame size (shorter side)"
+    )
+    parser.add_argument("--clip-frames", type=cli.positive_int, default=40, help="frames per stored clip")
+    parser.add_argument(
+        "--num-clips", type=cli.positive_int, default=32, help="clips in the synthetic train split"
+    )
+    parser.add_argument("--num-frames", type=cli.positive_int, default=25, help="frames sampled per clip")
+    parser.add_argument("--crop-size", type=cli.positive_int, default=224)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8)
+    parser.add_argument("--batches", type=cli.positive_int, default=4, help="timed batches per setting")
+    parser.add_argument(
+        "--workers", type=cli.non_negative_int, nargs="+", default=[0, 2], help="grain worker counts to time"
+    )
     args = parser.parse_args(argv)
 
     from lsta_jax.data import build, make_train_loader

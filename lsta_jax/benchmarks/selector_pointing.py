@@ -1,6 +1,6 @@
 """Where a frozen pre-trained selector points on `synthetic_ego`, before any LSTA training (issue 10).
 
-    python -m lsta_jax.benchmarks.selector_pointing --pretrain runs/pretrain --data_dir /tmp/tfds
+    python -m lsta_jax.benchmarks.selector_pointing --pretrain runs/pretrain --data-dir /tmp/tfds
 
 LSTA's attention (paper eq. 3, ν_a = ς(x_t, w_a)) starts from the backbone's class-activation map of its top
 class. This command computes that map for every frame of the `configs/synthetic.py` eval split (all
@@ -12,7 +12,6 @@ cell, and the best single cell), which says how lenient the pointing game is on 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lsta_jax import cli
 from lsta_jax.pointing import pointing_game, pointing_hits
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -76,14 +76,16 @@ def selector_maps(model: Any, variables: Any, batches: Iterable[dict[str, Any]])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.selector_pointing",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--pretrain", required=True, help="workdir of configs/synthetic_pretrain.py")
-    parser.add_argument("--data_dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
-    parser.add_argument("--frames", type=int, default=16, help="frames per clip (16: all of them)")
+    parser.add_argument("--data-dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
+    cli.add_hidden_alias(parser, "--data_dir", "--data-dir")
+    parser.add_argument(
+        "--frames", type=cli.positive_int, default=16, help="frames per clip (16: all of them)"
+    )
     args = parser.parse_args(argv)
     if not Path(args.pretrain).is_dir():
         parser.error(f"--pretrain {args.pretrain}: no such directory")

@@ -10,22 +10,25 @@ the first step, then steps/s and clips/s over `--steps` steps (after `--warmup`)
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
+from lsta_jax import cli
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.train_step",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default="configs/synthetic.py:toy", help="configs/X.py[:arg]")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the compiling one")
+    parser.add_argument("--steps", type=cli.positive_int, default=20, help="timed steps")
+    parser.add_argument(
+        "--warmup", type=cli.non_negative_int, default=2, help="untimed steps after the compiling one"
+    )
     args, rest = parser.parse_known_args(argv)
+    overrides = cli.config_overrides(parser, rest)
 
     import jax
     import numpy as np
@@ -34,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     from lsta_jax.train import trainer
     from lsta_jax.train.config import apply_overrides, load_config
 
-    config = apply_overrides(load_config(args.config), rest)
+    try:
+        config = apply_overrides(load_config(args.config), overrides)
+    except (FileNotFoundError, AttributeError, KeyError, ValueError) as e:
+        return cli.fail(str(e))
     if config.model.num_classes <= 0:
         config.model.num_classes = 100
     d, b = config.data, config.global_batch_size

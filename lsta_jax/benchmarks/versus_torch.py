@@ -40,6 +40,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lsta_jax import cli
+
 MIB = 2**20
 
 
@@ -579,29 +581,32 @@ def _ints(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.versus_torch",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--quick", action="store_true", help="4 frames, batch 2, small sweeps: a few minutes on a CPU"
     )
     p.add_argument("--output", default="bench_out", help="directory for versus_torch.json/.png (created)")
-    p.add_argument("--frames", type=int, default=None, help="frames of the main rows (25; --quick: 4)")
-    p.add_argument("--train-batch", type=int, default=2, help="batch of the train-step rows")
+    p.add_argument(
+        "--frames", type=cli.positive_int, default=None, help="frames of the main rows (25; --quick: 4)"
+    )
+    p.add_argument("--train-batch", type=cli.positive_int, default=2, help="batch of the train-step rows")
     p.add_argument("--infer-batches", type=_ints, default=None, help="inference batches (1,8; --quick: 1,2)")
     p.add_argument(
         "--frames-sweep", type=_ints, default=None, help="frames, batch 1 (1,5,10,25,50; quick 1,4)"
     )
     p.add_argument("--batch-sweep", type=_ints, default=None, help="batches at --frames (1,2,4,8; quick 1,2)")
-    p.add_argument("--size", type=int, default=224, help="frame size in pixels")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (XLA uses every core)")
+    p.add_argument("--size", type=cli.positive_int, default=224, help="frame size in pixels")
+    p.add_argument("--repeats", type=cli.positive_int, default=3, help="timed calls per measurement (median)")
+    p.add_argument(
+        "--threads", type=cli.positive_int, default=os.cpu_count(), help="torch threads (XLA uses every core)"
+    )
     p.add_argument("--scan-unroll", default="auto", help="the model's scan_unroll ('auto', 'full' or an int)")
     p.add_argument("--no-levers", action="store_true", help="skip the lever before/after rows")
     p.add_argument("--memory-plan", action="store_true", help="also compile the paper's batch-32 steps")
-    p.add_argument("--plan-batch", type=int, default=32, help="batch of --memory-plan")
+    p.add_argument("--plan-batch", type=cli.positive_int, default=32, help="batch of --memory-plan")
     p.add_argument("--memory-plan-only", action="store_true", help="only the memory plan (no timing)")
     p.add_argument(
         "--from-json", default=None, help="only print the tables and redraw the PNG of a saved run"

@@ -50,6 +50,7 @@ __all__ = [
     "ConvertedModel",
     "convert_checkpoint",
     "converter",
+    "fitting_kinds",
 ]
 
 
@@ -78,6 +79,21 @@ def converter(kind: str) -> ModuleType:
     if kind not in CONVERTERS:
         raise ValueError(f"unknown checkpoint kind {kind!r}; known kinds: {', '.join(sorted(CONVERTERS))}")
     return importlib.import_module(CONVERTERS[kind])
+
+
+def fitting_kinds(state_dict: dict[str, Any], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The checkpoint kinds (`CONVERTERS`, less `exclude`) whose converter accepts `state_dict`: what a file
+    that does not convert to the kind asked for looks like, from its keys and shapes."""
+    kinds = []
+    for kind in CONVERTERS:
+        if kind in exclude:
+            continue
+        try:
+            converter(kind).convert_state_dict(state_dict)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):  # ConversionError included
+            continue
+        kinds.append(kind)
+    return kinds
 
 
 def read_class_names(path: str | Path) -> list[str]:

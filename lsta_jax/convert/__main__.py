@@ -16,23 +16,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lsta_jax import cli
 from lsta_jax.convert import (
     CONVERTERS,
     CheckpointReadError,
     ConversionError,
     convert_checkpoint,
+    fitting_kinds,
     read_class_names,
 )
+from lsta_jax.convert.torch_io import read_torch_checkpoint
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m lsta_jax.convert",
         description="Convert a PyTorch checkpoint (zip or legacy .pth; bare, 'state_dict' or "
         "'model_state_dict' wrapped; 'module.' prefixes and num_batches_tracked allowed) into an lsta_jax "
         "model directory "
         "(orbax variables + lsta_jax_model.json). Strict: every torch key must be used and every model "
-        "variable filled, else all offending names are listed. Needs torch: pip install -e '.[torch]'.",
+        "variable filled, else one line names the kind the file fits (--list-keys: every offending name). "
+        "Needs torch: pip install -e '.[torch]'.",
     )
     parser.add_argument("--kind", required=True, choices=sorted(CONVERTERS), help="what the checkpoint holds")
     parser.add_argument("--torch-checkpoint", required=True, type=Path, help="the PyTorch file to read")
@@ -47,7 +51,24 @@ def _parser() -> argparse.ArgumentParser:
         help="load with torch.load(weights_only=False) when a safe load is refused (executes code in the "
         "file: only for files you trust)",
     )
+    parser.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="on a checkpoint that does not fit, list every offending name",
+    )
     return parser
+
+
+def wrong_kind_message(args: argparse.Namespace, err: ConversionError) -> str:
+    """One line for a checkpoint that does not convert to `--kind`: the kind(s) its keys fit, with the
+    command that converts it, or (none fits) the first offending names of each problem."""
+    checkpoint = read_torch_checkpoint(args.torch_checkpoint, trust_pickle=args.trust_pickle)
+    kinds = fitting_kinds(checkpoint.state_dict, exclude=(args.kind,))
+    where = f"{args.torch_checkpoint} does not convert to kind {args.kind}"
+    if kinds:
+        command = f"python -m lsta_jax.convert --kind {kinds[0]} --torch-checkpoint {args.torch_checkpoint}"
+        return f"{where}: its keys are those of a {' or '.join(kinds)} checkpoint; run {command} --output DIR"
+    return f"{where}: {err.summary()} (--list-keys lists every name)"
 
 
 def _sha256(path: Path) -> str:
@@ -62,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from lsta_jax.checkpoint import MODEL_JSON, parameter_count, save_model
 
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    fail = cli.fail
 
     if (args.output / MODEL_JSON).exists() and not args.overwrite:
         return fail(f"{args.output} already holds a model ({MODEL_JSON}); pass --overwrite to replace it")
@@ -78,7 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as err:
         return fail(str(err))
     except ConversionError as err:
-        return fail(f"{args.torch_checkpoint} does not convert to kind {args.kind}: {err}")
+        if args.list_keys:
+            print(
+                f"error: {args.torch_checkpoint} does not convert to kind {args.kind}: {err}", file=sys.stderr
+            )
+            return 2
+        return fail(wrong_kind_message(args, err))
     except (CheckpointReadError, FileNotFoundError, ValueError) as err:
         return fail(str(err))
     print(f"writing {args.output} ...", flush=True)

@@ -49,6 +49,21 @@ class ConversionError(ValueError):
                 sections.append(f"{len(names)} {title}:\n" + "\n".join(f"  {n}" for n in names))
         super().__init__("\n".join(sections))
 
+    def summary(self, all_up_to: int = 8, shown: int = 3) -> str:
+        """One line: the header and, per kind of problem, its count and its names (all of them up to
+        `all_up_to`, else the first `shown`)."""
+        parts = [self.header]
+        for title, names in (
+            ("missing torch keys", self.missing),
+            ("unexpected torch keys", self.unexpected),
+            ("shape mismatches", self.mismatched),
+            ("unfilled Flax leaves", self.unfilled),
+        ):
+            if names:
+                listed = names if len(names) <= all_up_to else [*names[:shown], "..."]
+                parts.append(f"{len(names)} {title} ({', '.join(listed)})")
+        return "; ".join(parts)
+
 
 # --- layout transforms -----------------------------------------------------------------------------------
 

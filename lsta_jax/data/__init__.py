@@ -10,7 +10,7 @@ Public interface (others code against these):
   pre-training images, `SyntheticObjectsOptions`).
   `build(name, data_dir, manual_dir=None, config=None, **synthetic_options) -> builder` (built, reusable);
   `builder.as_data_source(split)` -> random-access records; `class_names(builder)` -> ClassLabel names.
-  Command line: `python -m lsta_jax.data NAME --data_dir DIR [--manual_dir RAW] [--config splitK]`.
+  Command line: `python -m lsta_jax.data NAME --data-dir DIR [--manual-dir RAW] [--config splitK]`.
   (The `tfds build` command of tensorflow-datasets 4.9.10 imports tensorflow at start-up, in its
   convert_format module, so it fails without tensorflow; `lsta_jax.data.build` calls the same
   `download_and_prepare`.)

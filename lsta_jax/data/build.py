@@ -1,9 +1,10 @@
 """Build the datasets from Python or the command line; export synthetic clips as frame folders and mp4s.
 
-    python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds
-    python -m lsta_jax.data synthetic_ego --data_dir /tmp/tfds --num-train 120 --frame-size 96
-    python -m lsta_jax.data synthetic_objects --data_dir /tmp/tfds      # the pre-training images
-    python -m lsta_jax.data gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
+    python -m lsta_jax.data synthetic_ego --data-dir /tmp/tfds
+    python -m lsta_jax.data synthetic_ego --data-dir /tmp/tfds --num-train 120 --frame-size 96
+    python -m lsta_jax.data synthetic_ego --data-dir /tmp/tfds --flow     # the same clips + TV-L1 flow
+    python -m lsta_jax.data synthetic_objects --data-dir /tmp/tfds      # the pre-training images
+    python -m lsta_jax.data gtea61 --config split2 --manual-dir /data/gtea_61 --data-dir DIR
     python -m lsta_jax.data export --output /tmp/clips --count 4      # synthetic_ego test clips (the demo's)
     python -m lsta_jax.data flow --frames /data/gtea_61/frames --output /data/gtea_61   # TV-L1 flow images
 The `tfds build` command of tensorflow-datasets 4.9.10 cannot be used without tensorflow (its CLI imports
@@ -13,7 +14,6 @@ tensorflow at start-up, in `scripts/cli/convert_format_utils.py`); this command 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from lsta_jax import cli
 from lsta_jax.data import synthetic, synthetic_objects
 from lsta_jax.data.egtea import EgteaGazePlus
 from lsta_jax.data.epic_kitchens import EpicKitchens55
@@ -74,12 +75,21 @@ def build(
     data_dir: str | Path,
     manual_dir: str | Path | None = None,
     config: str | None = None,
+    manual_dir_flag: str = "manual_dir=",
     **synthetic_options,
 ) -> tfds.core.DatasetBuilder:
     """Build (once; later calls reuse the files) and return the builder: `.as_data_source(split)`,
-    `.info.features['label'].names`."""
-    if manual_dir is not None and not Path(manual_dir).is_dir():
-        raise FileNotFoundError(f"{name}: manual_dir {manual_dir} does not exist")
+    `.info.features['label'].names`. A `manual_dir` that is missing or empty is refused with one line naming
+    `manual_dir_flag`, how the caller sets it (`--manual-dir` for the command,
+    `--config.data.manual_dir` for training)."""
+    if manual_dir is not None:
+        folder = Path(manual_dir)
+        if not folder.is_dir() or not any(folder.iterdir()):
+            state = "does not exist" if not folder.is_dir() else "is empty"
+            raise FileNotFoundError(
+                f"{name}: the raw-data folder {folder} {state}: set {manual_dir_flag}RAW_DIR to the folder "
+                "that holds frames/ in the authors' layout"
+            )
     b = builder(name, data_dir, config, **synthetic_options)
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
     b.download_and_prepare(download_config=download_config)
@@ -97,28 +107,31 @@ def main(argv: list[str] | None = None) -> int:
         from lsta_jax.data.flow_extract import main as flow_main
 
         return flow_main(argv[1:])
-    parser = argparse.ArgumentParser(
-        prog="python -m lsta_jax.data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser(prog="python -m lsta_jax.data", description=__doc__)
     parser.add_argument("name", help=f"one of {sorted(BUILDERS)}, 'export' or 'flow' (see flow --help)")
-    parser.add_argument(
-        "--data_dir", "--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)"
-    )
-    parser.add_argument(
-        "--manual_dir", "--manual-dir", default=None, help="raw frames in the authors' layout"
-    )
+    parser.add_argument("--data-dir", default=None, help="tfds data_dir (default: ~/tensorflow_datasets)")
+    parser.add_argument("--manual-dir", default=None, help="raw frames in the authors' layout")
+    cli.add_hidden_alias(parser, "--data_dir", "--data-dir")
+    cli.add_hidden_alias(parser, "--manual_dir", "--manual-dir")
     parser.add_argument("--config", default=None, help="builder config, e.g. split2")
     parser.add_argument("--output", default="synthetic_clips", help="export: output folder")
-    parser.add_argument("--count", type=int, default=4, help="export: clips to write")
-    parser.add_argument("--split", default="test", help="export: train or test")
+    parser.add_argument("--count", type=cli.positive_int, default=4, help="export: clips to write")
+    parser.add_argument("--split", default="test", choices=("train", "test"), help="export: the split")
     parser.add_argument("--formats", default="frames,mp4", help="export: frames and/or mp4")
+    defaults, switches = synthetic.SyntheticOptions(), []
     for field in dataclasses.fields(synthetic.SyntheticOptions):
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}", type=int, default=None, help=f"synthetic: {field.name}"
-        )
-    args = parser.parse_args(argv)
+        flag, default = f"--{field.name.replace('_', '-')}", getattr(defaults, field.name)
+        if isinstance(default, bool):
+            switches.append(flag)  # a switch; None (the option's default) when not given
+            parser.add_argument(flag, action="store_const", const=True, help=f"synthetic: {field.name}")
+        else:
+            parser.add_argument(
+                flag,
+                type=cli.non_negative_int,
+                default=None,
+                help=f"synthetic: {field.name} (default: {default})",
+            )
+    args = parser.parse_args(cli.old_switch_values(argv, switches))  # `--flow 1` still works
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = {
         f.name: getattr(args, f.name)
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         start = time.time()
         data_dir = args.data_dir or str(Path("~/tensorflow_datasets").expanduser())
-        b = build(args.name, data_dir, args.manual_dir, args.config, **options)
+        b = build(args.name, data_dir, args.manual_dir, args.config, "--manual-dir ", **options)
     except (KeyError, FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -157,8 +157,9 @@ def require_manual_dir(dl_manager: tfds.download.DownloadManager, name: str) -> 
         manual = None
     if manual is None or not Path(manual).is_dir():
         raise FileNotFoundError(
-            f"{name}: manual_dir {manual} does not exist or is empty; pass --manual_dir (python -m "
-            "lsta_jax.data) or manual_dir= (lsta_jax.data.build) pointing at the raw frames"
+            f"{name}: no raw-data folder (manual_dir) was given: pass --manual-dir RAW_DIR to `python -m "
+            "lsta_jax.data`, --config.data.manual_dir=RAW_DIR to training, or manual_dir= to "
+            "lsta_jax.data.build"
         )
     return Path(manual)
 

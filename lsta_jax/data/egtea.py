@@ -10,7 +10,7 @@ verb = verb - 1, noun = noun - 1; `verb_label` = verb - 1 (the flow verb pretrai
 lists, names are `action_<id>` etc. A split line naming a clip without a frames folder raises an error naming
 the split file, line and the missing folder; a malformed line raises naming the file and line.
 
-    python -m lsta_jax.data egtea_gaze_plus --config split1 --manual_dir /data/egtea_gaze+ --data_dir DIR
+    python -m lsta_jax.data egtea_gaze_plus --config split1 --manual-dir /data/egtea_gaze+ --data-dir DIR
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Splits: 'validation' = the last video (sorted id) of every participant with at l
 set of seen kitchens), 'train' = the rest; 'test_s1', 'test_s2' = the challenge segments with label -1.
 A segment whose frames are missing raises an error naming the CSV row and the missing file.
 
-    python -m lsta_jax.data epic_kitchens55 --manual_dir /data/EPIC_KITCHENS_2018 --data_dir DIR
+    python -m lsta_jax.data epic_kitchens55 --manual-dir /data/EPIC_KITCHENS_2018 --data-dir DIR
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ only in validation are classes without training examples). Splits: 'train', 'val
 and 'test' (label, verb and noun -1) when the test file is there. A segment whose first or last frame is
 missing raises an error naming the CSV row and the file.
 
-    python -m lsta_jax.data epic_kitchens100 --manual_dir /data/EPIC-KITCHENS-100 --data_dir DIR
+    python -m lsta_jax.data epic_kitchens100 --manual-dir /data/EPIC-KITCHENS-100 --data-dir DIR
 """
 
 from __future__ import annotations

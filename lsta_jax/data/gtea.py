@@ -10,7 +10,7 @@ sorted class, sorted instance). Labels index ONE sorted global class list (the u
 class folder missing in one subject does not shift the labels (the authors' `gen_split` restarts its counter
 per subject and silently would). Verb and noun names: the class name split at its first '_' (LSTA#1).
 
-    python -m lsta_jax.data gtea61 --config split2 --manual_dir /data/gtea_61 --data_dir DIR
+    python -m lsta_jax.data gtea61 --config split2 --manual-dir /data/gtea_61 --data-dir DIR
 or  lsta_jax.data.build('gtea61', data_dir, manual_dir='/data/gtea_61', config='split2')
 """
 

@@ -8,9 +8,10 @@ JAX_PROCESS_ID), see launch/.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from lsta_jax import cli
 
 
 def initialize_distributed() -> None:
@@ -29,20 +30,14 @@ def initialize_distributed() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lsta_jax.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser(prog="python -m lsta_jax.train", description=__doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg]")
     parser.add_argument(
         "--workdir", required=True, help="checkpoints, metrics and TensorBoard events go here"
     )
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
     args, rest = parser.parse_known_args(argv)
-    unknown = [r for r in rest if not r.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognised arguments {unknown} (config fields are set as --config.field=value)")
+    overrides = cli.config_overrides(parser, rest)
     if args.distributed or os.environ.get("LSTA_DISTRIBUTED") == "1":
         initialize_distributed()
 
@@ -50,18 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     from lsta_jax.train.trainer import NonFiniteLoss, train_and_evaluate
 
     try:
-        config = apply_overrides(load_config(args.config), rest)
+        config = apply_overrides(load_config(args.config), overrides)
     except (FileNotFoundError, AttributeError, KeyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(str(e))
     try:
         summary = train_and_evaluate(config, args.workdir)
     except NonFiniteLoss as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except (FileNotFoundError, ValueError) as e:  # e.g. an unbuilt dataset, a refused BatchNorm protocol
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(str(e), status=3)
+    except (FileNotFoundError, ValueError) as e:  # an unbuilt dataset, a refused BatchNorm protocol, a
+        return cli.fail(str(e))  # config, data and model that do not fit together (train/consistency.py)
     if summary:
         from lsta_jax.train.metrics import REPORT_KEYS
 

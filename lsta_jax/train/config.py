@@ -111,7 +111,13 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
             key, text = first, item
         if key not in values:
             raise KeyError(f"config arg {item!r}: unknown key {key!r}; known: {sorted(values)}")
-        values[key] = type(defaults[key])(text)
+        try:
+            values[key] = type(defaults[key])(text)
+        except ValueError:
+            kind = type(defaults[key]).__name__
+            raise ValueError(
+                f"config arg {item!r}: {key} must be of type {kind} (default {defaults[key]!r})"
+            ) from None
     return values
 
 
@@ -129,41 +135,143 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     return module.get_config(arg or None)
 
 
-def _parse_value(text: str, current: Any) -> Any:
+class ConfigOverrideError(ValueError, KeyError):
+    """A `--config.field=value` that names no field or whose value does not fit the field's type (a
+    ValueError, and a KeyError as an unknown field always was)."""
+
+    def __str__(self) -> str:  # the message as written (KeyError would quote it)
+        return str(self.args[0]) if self.args else ""
+
+
+_BOOL_TEXT = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, tuple | list):
+        return "a tuple such as (1,2) or a single value"
+    return f"a {type(value).__name__}"
+
+
+def _parse_value(text: str, current: Any, field: str = "field") -> Any:
+    """`text` as a value of the type of `current`, else `ConfigOverrideError` naming the field, the value and
+    the expected type (a string field takes the text as it is; a field holding None takes any literal)."""
     if isinstance(current, str):
         return text
+    if isinstance(current, bool):
+        if text.lower() not in _BOOL_TEXT:
+            raise ConfigOverrideError(f"--config.{field}={text}: expected {_type_name(current)}")
+        return _BOOL_TEXT[text.lower()]
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         value = text
-    if isinstance(current, bool) and isinstance(value, str):
-        value = value.lower() in ("1", "true", "yes")
-    if isinstance(current, float) and isinstance(value, int):
-        value = float(value)
-    if isinstance(current, tuple) and isinstance(value, list | int | float):
-        value = tuple(value) if isinstance(value, list) else (value,)
+    if current is None:
+        return value
+    if type(current) is float and isinstance(value, str):
+        try:
+            value = float(text)  # 'inf', 'nan', '1e-3 '
+        except ValueError:
+            pass
+    ok = {
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    }
+    for kind, accepts in ok.items():
+        if type(current) is kind:
+            if not accepts(value):
+                raise ConfigOverrideError(f"--config.{field}={text}: expected {_type_name(current)}")
+            return kind(value)
+    if isinstance(current, tuple | list):
+        if isinstance(value, list | tuple):
+            value = tuple(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            value = (value,)
+        elif isinstance(value, str) and all(isinstance(v, str) for v in current):
+            value = (value,)  # e.g. trainable regexes
+        else:
+            raise ConfigOverrideError(f"--config.{field}={text}: expected {_type_name(current)}")
+        return value if isinstance(current, tuple) else list(value)
     return value
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
-    """Apply `--config.a.b=value` (or `config.a.b=value`) strings; unknown fields raise a clear error."""
+    """Apply `--config.a.b=value` (or `config.a.b=value`) strings; an unknown field or a value of the wrong
+    type raises `ConfigOverrideError` (a one-line message naming the field, the value and the fix)."""
     for item in overrides:
         key, sep, text = item.lstrip("-").partition("=")
         if not sep or not key.startswith("config."):
-            raise ValueError(f"override {item!r} is not of the form --config.field=value")
+            raise ConfigOverrideError(f"override {item!r} is not of the form --config.field=value")
         parts = key.split(".")[1:]
         node = config
-        for part in parts[:-1]:
-            if part not in node:
-                raise KeyError(f"override {item!r}: config has no field {part!r}")
+        for i, part in enumerate(parts[:-1]):
+            if not hasattr(node, "keys") or part not in node:
+                raise ConfigOverrideError(
+                    f"--config.{'.'.join(parts)}: config has no field {'.'.join(parts[: i + 1])!r}"
+                )
             node = node[part]
-        if parts[-1] not in node:
-            raise KeyError(
-                f"override {item!r}: config has no field {'.'.join(parts)!r}; fields: {sorted(node)}"
+        field = ".".join(parts)
+        if not hasattr(node, "keys") or parts[-1] not in node:
+            known = ", ".join(sorted(node)) if hasattr(node, "keys") else "none"
+            raise ConfigOverrideError(
+                f"--config.{field}: config has no field {field!r}; fields there: {known}"
             )
-        with node.unlocked() if hasattr(node, "unlocked") else _null():
-            node[parts[-1]] = _parse_value(text, node[parts[-1]])
+        value = _parse_value(text, node[parts[-1]], field)
+        try:
+            with node.unlocked() if hasattr(node, "unlocked") else _null():
+                node[parts[-1]] = value
+        except TypeError:  # ConfigDict's own type check (e.g. None -> str on a typed field)
+            raise ConfigOverrideError(
+                f"--config.{field}={text}: expected {_type_name(node[parts[-1]])}"
+            ) from None
     return config
+
+
+#: Fields that must be >= 1 (counts and sizes the loop divides by or allocates with) and >= 0.
+POSITIVE_FIELDS = (
+    "global_batch_size",
+    "eval_batch_size",
+    "grad_accum_steps",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "data.num_frames",
+    "data.crop_size",
+    "data.resize_shorter",
+)
+NON_NEGATIVE_FIELDS = (
+    "total_steps",
+    "num_epochs",
+    "steps_per_epoch",
+    "eval_every_steps",
+    "eval_every_epochs",
+)
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Refuse values a run cannot use (a batch of 0 clips, logging every 0 steps, ...) with one line naming
+    the field, its value and the fix; fields a config does not have are skipped."""
+
+    def get(field: str) -> Any:
+        node: Any = config
+        for part in field.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    for fields, low, what in ((POSITIVE_FIELDS, 1, "a positive integer"), (NON_NEGATIVE_FIELDS, 0, ">= 0")):
+        for field in fields:
+            value = get(field)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ConfigOverrideError(f"config.{field} is {value!r}: set --config.{field} to {what}")
+    if get("total_steps") == 0 and get("num_epochs") == 0:
+        raise ConfigOverrideError("config.num_epochs and config.total_steps are both 0: set one of them > 0")
 
 
 class _null:

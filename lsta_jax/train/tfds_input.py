@@ -41,10 +41,11 @@ def dataset_builder(config: Any) -> Any:
             command += f" --config {b.builder_config.name}" if b.builder_config else ""
             raise DatasetNotBuilt(
                 f"dataset {where} is not built in {data_dir}: pass --config.data.manual_dir=RAW_FRAMES_DIR "
-                f"(built on first use) or build it once with `{command} --manual_dir RAW_FRAMES_DIR "
-                f"--data_dir {data_dir}`"
+                f"(built on first use) or build it once with `{command} --manual-dir RAW_FRAMES_DIR "
+                f"--data-dir {data_dir}`"
             )
-    return data_lib.build(d.name, data_dir, manual_dir=d.manual_dir or None, config=config_name, **options)
+    manual_dir, flag = d.manual_dir or None, "--config.data.manual_dir="
+    return data_lib.build(d.name, data_dir, manual_dir, config_name, manual_dir_flag=flag, **options)
 
 
 def make_data(config: Any) -> Data:

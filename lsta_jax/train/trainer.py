@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 from lsta_jax.checkpoint import load_model, write_model_json
 from lsta_jax.models import create_model, registry
 from lsta_jax.train import checkpoints as ckpt
-from lsta_jax.train import losses
+from lsta_jax.train import consistency, losses
 from lsta_jax.train import metrics as metrics_lib
 from lsta_jax.train import optimizer as opt
 from lsta_jax.train.input_pipeline import Data, make_data
@@ -448,6 +448,7 @@ def train_and_evaluate(
     ):
         config.model.verb_classes = selector_classes_of_init(config)  # from the motion stream
     model = create_model(config.model.kind, **model_config(config))
+    consistency.check_training_run(config, data.class_names, model)  # before the first step, never after
     steps_per_epoch = config.steps_per_epoch if config.get("steps_per_epoch", 0) > 0 else data.steps_per_epoch
     num_steps = total_steps(config, steps_per_epoch)
     if config.global_batch_size % config.grad_accum_steps:
