@@ -36,6 +36,7 @@ class SelectorCam(nn.Module):
     max_pool: bool = True
     dtype: Any = jnp.float32
     backbone_chunk: int = 0
+    softmax: bool = True  # False: the raw CAM ν_a (logits), for its range
 
     @nn.compact
     def __call__(self, clip: jax.Array) -> jax.Array:
@@ -52,13 +53,16 @@ class SelectorCam(nn.Module):
             max_pool=self.max_pool,
             backbone_chunk=self.backbone_chunk,
         )
-        cam = out["cam"]
-        return selector.spatial_softmax(cam).reshape(b, t, *cam.shape[1:])
+        cam = selector.spatial_softmax(out["cam"]) if self.softmax else out["cam"]
+        return cam.reshape(b, t, *cam.shape[1:])
 
 
-def selector_cam_fn(model: Any, variables: Any) -> tuple[Callable[[jax.Array], jax.Array], Any] | None:
+def selector_cam_fn(
+    model: Any, variables: Any, softmax: bool = True
+) -> tuple[Callable[[jax.Array], jax.Array], Any] | None:
     """(jitted clip -> softmax(ν_a) (B, T, h, w), the backbone's variables) of `model`'s frozen selector, or
-    None when the model has no `resNet` backbone with an `fc` (module docstring)."""
+    None when the model has no `resNet` backbone with an `fc` (module docstring); `softmax=False` gives the
+    raw CAM ν_a."""
     params = variables.get("params", {})
     stats = variables.get("batch_stats", {})
     if hasattr(model, "backbone_stage_sizes") and "fc" in params.get("resNet", {}):
@@ -70,6 +74,7 @@ def selector_cam_fn(model: Any, variables: Any) -> tuple[Callable[[jax.Array], j
             max_pool=getattr(model, "backbone_max_pool", True),
             dtype=model.dtype,
             backbone_chunk=getattr(model, "backbone_chunk", 0),
+            softmax=softmax,
         )
         backbone = {
             "params": {"resNet": params["resNet"]},
@@ -83,6 +88,7 @@ def selector_cam_fn(model: Any, variables: Any) -> tuple[Callable[[jax.Array], j
             stage_strides=model.stage_strides,
             max_pool=model.max_pool,
             dtype=model.dtype,
+            softmax=softmax,
         )
         backbone = {"params": {"resNet": params}, "batch_stats": {"resNet": stats}}
     else:

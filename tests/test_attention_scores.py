@@ -242,3 +242,30 @@ def test_selector_cam_is_the_softmaxed_cam_of_the_top_class():
     np.testing.assert_allclose(maps.sum(axis=(-2, -1)), 1.0, rtol=1e-5)
     # a model without a `resNet` backbone has no selector
     assert selector_cam_fn(model, {"params": {}}) is None
+
+
+def test_attention_memory_recovers_s_t_range_and_compares_the_maps_by_hand():
+    from lsta_jax.benchmarks.attention_memory import compare_maps, memory_offsets, report_lines, softmax_maps
+
+    rng = np.random.default_rng(5)
+    cam = rng.normal(scale=8.0, size=(2, 4, 4, 4))
+    s_t = np.tanh(rng.normal(size=cam.shape))  # bounded in (-1, 1), as o_a * tanh(a_t)
+    attention = softmax_maps(s_t + cam)  # eq. 6
+    offsets = memory_offsets(attention, cam)
+    np.testing.assert_allclose(np.ptp(offsets.reshape(2, 4, -1), -1), np.ptp(s_t.reshape(2, 4, -1), -1))
+    # the same map twice: identical argmax, zero distance, s_t range 0
+    boxes = np.repeat(np.repeat(one_frame(), 2, axis=0), 4, axis=1)
+    same = compare_maps(softmax_maps(cam), cam, boxes)
+    assert same["all"]["same_argmax"] == 1.0 and same["all"]["total_variation"] == pytest.approx(0, abs=1e-12)
+    assert same["magnitudes"]["s_t_range"]["max"] == pytest.approx(0, abs=1e-9)
+    assert same["magnitudes"]["cam_range"]["max"] == pytest.approx(np.ptp(cam.reshape(8, -1), -1).max())
+    # u_t all on the target, the selector all on the confuser: distance 1, argmax never agrees
+    on_target, on_confuser = np.full((2, 4, 4, 4), -30.0), np.full((2, 4, 4, 4), -30.0)
+    on_target[..., 0, 0] = on_confuser[..., 0, 3] = 0.0
+    r = compare_maps(softmax_maps(on_target), on_confuser, boxes)
+    assert r["all"]["same_argmax"] == 0.0 and r["all"]["total_variation"] == pytest.approx(1.0)
+    assert r["all"]["lsta"]["target_over_confuser"] == 1.0
+    assert r["all"]["selector_cam"]["target_over_confuser"] == 0.0
+    assert r["frames"] == {"all": 8, "before": 0, "acting": 8, "after": 0}  # the hand is in every frame
+    assert r["per_frame_position"]["target_over_confuser_lsta"] == [1.0] * 4
+    assert any("before (0 frames)" in line for line in report_lines(r))
