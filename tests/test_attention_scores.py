@@ -269,3 +269,28 @@ def test_attention_memory_recovers_s_t_range_and_compares_the_maps_by_hand():
     assert r["frames"] == {"all": 8, "before": 0, "acting": 8, "after": 0}  # the hand is in every frame
     assert r["per_frame_position"]["target_over_confuser_lsta"] == [1.0] * 4
     assert any("before (0 frames)" in line for line in report_lines(r))
+
+
+def test_ablation_table_has_the_scores_and_the_baselines_rows():
+    from lsta_jax.benchmarks.ablation import table_lines
+
+    def run(top1, strict, selector_strict):
+        scores = {"pointing_game": 0.8, "pointing_strict": strict, "target_over_confuser": 0.75}
+        base = {k: {"pointing_game": 0.9, "pointing_strict": 0.2, "energy_in_box": 1.0} for k in ("uniform",)}
+        base["random_cell"] = {"pointing_strict": 0.1, "energy_in_box": 1.0}
+        base["best_constant_cell"] = {"pointing_strict": 0.6, "energy_in_box": 3.0, "cells": {}}
+        base["selector_cam"] = {"pointing_strict": selector_strict, "energy_in_box": 2.5}
+        return {"top1": top1, "mean_class_accuracy": top1, **scores, "energy_in_box": 2.0,
+                "attention_baselines": base}  # fmt: skip
+
+    results = {"lsta": [run(0.9, 0.5, 0.4), run(0.7, 0.3, 0.6)], "lsta_flow": [{"top1": 0.2}]}
+    lines = table_lines(results, "stage 1", 2)
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
+    lsta = (
+        "| lsta | 80.0 ± 10.0 | 80.0 ± 10.0 | 80.0 ± 0.0 | 40.0 ± 10.0 | 75.0 ± 0.0 | 2.00 ± 0.00 | 74.14 |"
+    )
+    assert rows["lsta"] == lsta  # energy stays a ratio (1.00 = uniform), the other scores in percent
+    assert rows["lsta_flow"] == "| lsta_flow | 20.0 ± 0.0 | n/a | n/a | n/a | n/a | n/a | 40.52 |"
+    assert rows["uniform map"].endswith("| n/a | n/a | 90.0 ± 0.0 | 20.0 ± 0.0 | n/a | 1.00 ± 0.00 | |")
+    assert "3.00 ± 0.00" in rows["best constant cell (oracle, upper bound for constants)"]
+    assert "50.0 ± 10.0" in rows["frozen selector's CAM, softmaxed, 2 runs"]
