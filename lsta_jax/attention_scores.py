@@ -45,7 +45,7 @@ BASELINES = ("uniform", "random_cell", "best_constant_cell", "selector_cam")
 BASELINE_LABELS = {
     "uniform": "uniform map",
     "random_cell": "random cell (expected)",
-    "best_constant_cell": "best constant cell (oracle, upper bound for constants)",
+    "best_constant_cell": "best constant cell (oracle: upper bound)",
     "selector_cam": "frozen selector's CAM, softmaxed",
 }
 PHASES = ("before", "acting", "after")
@@ -176,12 +176,22 @@ def hand_phases(boxes: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
     return {"before": ~seen, "acting": in_view, "after": seen & ~in_view}
 
 
+SHORT_NAMES = {
+    "pointing_game": "pointing",
+    "pointing_strict": "strict",
+    "target_over_confuser": "target>confuser",
+    "energy_in_box": "energy",
+}
+
+
 def report_lines(scores: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> list[str]:
-    """A plain-text table: one row per map (the model, then the baselines present), one column per score."""
-    header = f"{'map':58s} " + " ".join(f"{s:>20s}" for s in SCORES)
-    rows = [header, f"{'model attention u_t':58s} " + " ".join(f"{scores[s]:20.3f}" for s in SCORES)]
+    """A plain-text table: one row per map (the model, then the baselines present), one column per score
+    (pointing game, strict pointing, target over confuser, energy in box)."""
+    width = max(len(label) for label in BASELINE_LABELS.values())
+    rows = [f"{'map':{width}s} " + " ".join(f"{SHORT_NAMES[s]:>15s}" for s in SCORES)]
+    rows.append(f"{'model attention u_t':{width}s} " + " ".join(f"{scores[s]:15.3f}" for s in SCORES))
     for name in BASELINES:
         if name in baselines:
             row = baselines[name]
-            rows.append(f"{BASELINE_LABELS[name]:58s} " + " ".join(f"{row[s]:20.3f}" for s in SCORES))
+            rows.append(f"{BASELINE_LABELS[name]:{width}s} " + " ".join(f"{row[s]:15.3f}" for s in SCORES))
     return rows

@@ -142,7 +142,8 @@ def test_report_lines_list_the_model_and_each_baseline():
     boxes = one_frame()
     scores = score_maps(np.ones((1, 1, 4, 4)), boxes)
     lines = report_lines(scores, null_baselines(boxes, 4, 4))
-    assert len(lines) == 5 and "energy_in_box" in lines[0] and "oracle" in lines[-1]
+    assert len(lines) == 5 and "energy" in lines[0] and "oracle" in lines[-1]
+    assert lines[2].split()[-4:] == ["1.000", "1.000", "0.500", "1.000"]  # uniform: argmax (0, 0) on target
 
 
 def test_scores_refuse_negative_maps():
@@ -292,5 +293,5 @@ def test_ablation_table_has_the_scores_and_the_baselines_rows():
     assert rows["lsta"] == lsta  # energy stays a ratio (1.00 = uniform), the other scores in percent
     assert rows["lsta_flow"] == "| lsta_flow | 20.0 ± 0.0 | n/a | n/a | n/a | n/a | n/a | 40.52 |"
     assert rows["uniform map"].endswith("| n/a | n/a | 90.0 ± 0.0 | 20.0 ± 0.0 | n/a | 1.00 ± 0.00 | |")
-    assert "3.00 ± 0.00" in rows["best constant cell (oracle, upper bound for constants)"]
+    assert "3.00 ± 0.00" in rows["best constant cell (oracle: upper bound)"]
     assert "50.0 ± 10.0" in rows["frozen selector's CAM, softmaxed, 2 runs"]
