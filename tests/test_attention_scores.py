@@ -1,5 +1,6 @@
-"""The attention scores of `lsta_jax.attention_scores` against hand-computed values on tiny maps and boxes,
-the frozen selector's CAM against the model's own, and `evaluate`'s summary holding scores and baselines."""
+"""The attention scores of `lsta_jax.attention_scores` against hand-computed values on tiny maps and boxes;
+`evaluate`'s summary holding the scores and the baselines, the frozen selector's CAM against a direct backbone
+apply and numpy; the ablation table and the attention-memory comparison on hand-made inputs."""
 
 import numpy as np
 import pytest
@@ -183,6 +184,7 @@ def test_evaluate_summary_holds_the_scores_and_the_baselines(tmp_path):
     from lsta_jax.checkpoint import save_model
     from lsta_jax.evaluate import attention_report, evaluate_checkpoint
     from lsta_jax.models import create_model
+    from lsta_jax.selector_cam import selector_cam_fn
     from lsta_jax.train import trainer
     from lsta_jax.train.config import load_config
     from lsta_jax.train.input_pipeline import make_data
@@ -213,36 +215,17 @@ def test_evaluate_summary_holds_the_scores_and_the_baselines(tmp_path):
     assert base["uniform"]["target_over_confuser"] == 0.5
     assert base["uniform"]["energy_in_box"] == pytest.approx(1.0)
     assert base["random_cell"] == pytest.approx(null_baselines(boxes, h, w)["random_cell"])
+    # the selector's map: softmax(ν_a) of the backbone's top class (eq. 3, eq. 6 with s_t = 0)
     cam = _numpy_selector_cam(model, variables, clips)
+    selector, _ = selector_cam_fn(model, variables)
+    np.testing.assert_allclose(np.asarray(selector(clips)), cam, rtol=1e-4, atol=1e-7)
     assert base["selector_cam"] == pytest.approx(score_maps(cam, boxes), rel=1e-6)
+    assert selector_cam_fn(model, {"params": {}}) is None  # no `resNet` backbone: no selector row
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert on_disk["attention_baselines"] == json.loads(json.dumps(base))  # nested: baselines and cells
     assert on_disk["energy_in_box"] == pytest.approx(summary["energy_in_box"])
     lines = attention_report(summary)
     assert len(lines) == 7 and "frozen selector" in lines[-1]
-
-
-def test_selector_cam_is_the_softmaxed_cam_of_the_top_class():
-    """`selector_cam_fn` of an LSTA model: softmax(ν_a) of the backbone's top class (eq. 3, eq. 6 with
-    s_t = 0), against a direct backbone apply and numpy, on the demo's backbone at random weights."""
-    import jax
-
-    from lsta_jax.models import create_model
-    from lsta_jax.selector_cam import selector_cam_fn
-    from lsta_jax.train import trainer
-    from lsta_jax.train.config import load_config
-
-    config = load_config("configs/synthetic.py")
-    config.data.update(num_frames=2, crop_size=32)
-    model = create_model("lsta_rgb", **trainer.model_config(config))
-    variables = trainer.init_variables(model, config, jax.random.PRNGKey(2))
-    clips = np.random.default_rng(0).normal(size=(2, 2, 32, 32, 3)).astype(np.float32)
-    fn, _ = selector_cam_fn(model, variables)
-    maps = np.asarray(fn(clips))
-    np.testing.assert_allclose(maps, _numpy_selector_cam(model, variables, clips), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(maps.sum(axis=(-2, -1)), 1.0, rtol=1e-5)
-    # a model without a `resNet` backbone has no selector
-    assert selector_cam_fn(model, {"params": {}}) is None
 
 
 def test_attention_memory_recovers_s_t_range_and_compares_the_maps_by_hand():
@@ -295,3 +278,11 @@ def test_ablation_table_has_the_scores_and_the_baselines_rows():
     assert rows["uniform map"].endswith("| n/a | n/a | 90.0 ± 0.0 | 20.0 ± 0.0 | n/a | 1.00 ± 0.00 | |")
     assert "3.00 ± 0.00" in rows["best constant cell (oracle: upper bound)"]
     assert "50.0 ± 10.0" in rows["frozen selector's CAM, softmaxed, 2 runs"]
+
+
+def test_benchmark_commands_refuse_a_missing_checkpoint(tmp_path, capsys):
+    from lsta_jax.benchmarks.attention_memory import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", str(tmp_path / "nope")])
+    assert exit_info.value.code == 2 and "--checkpoint" in capsys.readouterr().err
