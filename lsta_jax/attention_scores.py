@@ -184,12 +184,14 @@ SHORT_NAMES = {
 }
 
 
-def report_lines(scores: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> list[str]:
-    """A plain-text table: one row per map (the model, then the baselines present), one column per score
-    (pointing game, strict pointing, target over confuser, energy in box)."""
+def report_lines(
+    scores: dict[str, Any], baselines: dict[str, dict[str, Any]], label: str = "model attention u_t"
+) -> list[str]:
+    """A plain-text table: one row per map (the scored map, named `label`, then the baselines present), one
+    column per score (pointing game, strict pointing, target over confuser, energy in box)."""
     width = max(len(label) for label in BASELINE_LABELS.values())
     rows = [f"{'map':{width}s} " + " ".join(f"{SHORT_NAMES[s]:>15s}" for s in SCORES)]
-    rows.append(f"{'model attention u_t':{width}s} " + " ".join(f"{scores[s]:15.3f}" for s in SCORES))
+    rows.append(f"{label:{width}s} " + " ".join(f"{scores[s]:15.3f}" for s in SCORES))
     for name in BASELINES:
         if name in baselines:
             row = baselines[name]

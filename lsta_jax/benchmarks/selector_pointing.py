@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  a constant map scores {constant[centre]:.3f} (centre cell {centre}), best cell {best} "
         f"{constant[best]:.3f}"
     )
-    print("  attention scores (docs/attention-scores.md), the selector as 'model attention':")
+    print("  attention scores (docs/attention-scores.md):")
     baselines = null_baselines(boxes, *maps.shape[2:])
-    for line in report_lines(score_maps_by_density(maps, boxes), baselines):
+    scores = score_maps_by_density(maps, boxes)
+    for line in report_lines(scores, baselines, label="frozen selector's CAM, softmaxed"):
         print("  " + line)
     return 0
 
