@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
 
     keys = (*REPORT_KEYS, "pointing_game", "pointing_game_hand_in_view", "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
-    print("\n".join(attention_report(summary)))
+    for line in attention_report(summary):  # the attention scores beside their null baselines, if any
+        print(line)
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0
 
