@@ -10,11 +10,13 @@ Steps (all on the CPU; 459 s measured on 2 idle cores from a fresh clone, everyt
 4. stage 2: also `layer4` conv1/conv2 and the backbone fc (`configs/synthetic.py:stage=2`), OUTPUT/workdir
    (`--no-stage2` skips it: OUTPUT/workdir is then the stage-1 model);
 5. evaluate: top-1, mean class accuracy, per-class recall and the pointing game (the attention's argmax cell
-   on the hand or the target object) on the 144 held-out clips; confusion matrix in OUTPUT/eval;
+   on the hand or the target object) on the 144 held-out clips, with the attention scores a constant map
+   fails beside the null baselines (docs/attention-scores.md); confusion matrix in OUTPUT/eval;
 6. predict: the first held-out clips, exported exactly as `python -m lsta_jax.data export --split test`
    writes them (frame folders and one mp4), classified from OUTPUT/workdir with the checkpoint's geometry,
    with attention overlays and the ground-truth boxes (hand white, target green, confuser red) in
-   OUTPUT/overlays.
+   OUTPUT/overlays: rows of frames, LSTA's maps u_t, and the frozen selector's softmaxed CAM (what u_t
+   would be without the attention memory).
 `--dataset toy` is a one-minute variant on in-memory clips (a from-scratch backbone, no stages).
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ATTENTION_KEYS = ("pointing_strict", "target_over_confuser", "energy_in_box", "attention_baselines")
 
 
 def export_frame_folders(
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from lsta_jax.checkpoint import load_class_names
-    from lsta_jax.evaluate import evaluate_checkpoint
+    from lsta_jax.evaluate import attention_report, evaluate_checkpoint
 
     out = Path(args.output).absolute()
     if args.fresh and out.exists():
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         per_frame = " ".join("  - " if r is None else f"{r:.2f}" for r in summary["pointing_per_frame"])
         print(f"      pointing game per frame position: {per_frame}", flush=True)
+        for line in attention_report(summary):
+            print("      " + line, flush=True)
     print("      per-class recall:")
     for line in per_class_lines(summary, names):
         print("      " + line)
@@ -194,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "pointing_game": summary.get("pointing_game"),
         "pointing_game_hand_in_view": summary.get("pointing_game_hand_in_view"),
         "pointing_per_frame": summary.get("pointing_per_frame"),
+        **{k: summary.get(k) for k in ATTENTION_KEYS},
         "chance": chance,
         "predictions": predicted,
         "total_seconds": round(total, 1),
@@ -253,6 +259,9 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
     model, variables = load_model(workdir)
     results = predict(model, variables, inputs, class_names=names, top_k=3, workers=1, **geometry)
     from lsta_jax.data import load_clip
+    from lsta_jax.selector_cam import selector_cam_fn
+
+    selector = selector_cam_fn(model, variables)
 
     rows = []
     for i, (source, true_name, p) in enumerate(zip(inputs, true_names, results, strict=True)):
@@ -262,14 +271,15 @@ def predict_examples(workdir: Path, config: Any, out: Path, count: int) -> list[
             rows.append({"clip": name, "error": p.error})
             continue
         best, score = p.top_k[0]
-        frames = viz.denormalize(load_clip(source, min_frames=geometry["num_frames"], **geometry))
+        clip = load_clip(source, min_frames=geometry["num_frames"], **geometry)
         overlay = viz.write_overlays(
             out / "overlays",
             f"{i:02d}_{Path(source).stem}",
-            frames,
+            viz.denormalize(clip),
             p.attention,
             boxes=boxes[i],
-            title=f"{best} ({score:.2f}), true {true_name}",
+            selector_attention=None if selector is None else np.asarray(selector[0](clip[None]))[0],
+            title=f"{best} ({score:.2f}), true {true_name}; rows: frames, LSTA u_t, frozen selector CAM",
         )
         print(f"      {name}: predicted {best} ({score:.2f}), true {true_name}; overlay {overlay[0]}")
         rows.append(

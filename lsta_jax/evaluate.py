@@ -19,7 +19,10 @@ When the evaluation data carry ground-truth boxes (`synthetic_ego`) and the mode
 pointing-game score (`lsta_jax.pointing`: the map's argmax cell on the hand or the target object, one cell of
 tolerance) is computed too and written beside top-1 as `pointing_game` (with `pointing_frames`, the frames
 counted), with the same hits over the frames that show the hand (`pointing_game_hand_in_view`) and per frame
-position (`pointing_per_frame`).
+position (`pointing_per_frame`); beside it the scores a constant map fails (`lsta_jax.attention_scores`:
+`pointing_strict`, `target_over_confuser`, `energy_in_box`) and, in `attention_baselines`, the same scores
+of the uniform map, a random cell, the best constant cell (an oracle) and the model's frozen selector CAM,
+on the same frames (docs/attention-scores.md).
 """
 
 from __future__ import annotations
@@ -82,38 +85,66 @@ def evaluate_checkpoint(
 
 
 def attention_pointing(model: Any, variables: Any, batches: Any) -> dict[str, Any] | None:
-    """{'pointing_game', 'pointing_frames', 'pointing_game_hand_in_view', 'pointing_per_frame'} of the model's
-    attention maps over eval batches that carry `boxes` (see `lsta_jax.pointing`); None when the batches have
-    no boxes (flow-only batches have none) or the model no `attention` output. The model gets every input of
-    the batch: a two-stream model is scored on its RGB maps. Padding is skipped."""
+    """The attention scores of the model's maps u_t over eval batches that carry `boxes`; None when the
+    batches have no boxes (flow-only batches have none) or the model no `attention` output. The model gets
+    every input of the batch: a two-stream model is scored on its RGB maps. Padding is skipped.
+
+    Returns the pointing game (`lsta_jax.pointing`): 'pointing_game', 'pointing_frames',
+    'pointing_game_hand_in_view', 'pointing_per_frame'; the scores of `lsta_jax.attention_scores`:
+    'pointing_strict', 'target_over_confuser' (with 'target_confuser_frames'), 'energy_in_box'; and
+    'attention_baselines': the same scores of the null maps on the same frames (uniform, random cell, best
+    constant cell) and of the model's frozen selector CAM (`lsta_jax.selector_cam`, when the model has one).
+    """
     import jax
     import numpy as np
 
+    from lsta_jax import attention_scores
     from lsta_jax.pointing import hand_in_view, pointing_game, pointing_hits, pointing_per_frame
+    from lsta_jax.selector_cam import selector_cam_fn
     from lsta_jax.train.trainer import model_inputs
 
     forward = jax.jit(lambda v, inputs: model.apply(v, **inputs).get("attention"))
-    hits, counted, hand = [], [], []
+    selector = selector_cam_fn(model, variables)
+    maps, cams, boxes = [], [], []
     for batch in batches:
         if "boxes" not in batch:
             return None
         attention = forward(variables, model_inputs(batch))
         if attention is None:
             return None
-        h, c = pointing_hits(np.asarray(attention), batch["boxes"])
-        real = np.asarray(batch.get("mask", np.ones(len(h), bool)))[:, None]
-        hits.append(h & real)
-        counted.append(c & real)
-        hand.append(hand_in_view(batch["boxes"], *attention.shape[-2:]) & real)
-    if not hits:
+        real = np.asarray(batch.get("mask", np.ones(len(attention), bool)), bool)
+        maps.append(np.asarray(attention)[real])
+        boxes.append(np.asarray(batch["boxes"])[real])
+        if selector is not None:
+            cams.append(np.asarray(selector[0](batch["clip"]))[real])
+    if not maps:
         return None
-    hits, counted, hand = np.concatenate(hits), np.concatenate(counted), np.concatenate(hand)
+    maps, boxes = np.concatenate(maps), np.concatenate(boxes)
+    hits, counted = pointing_hits(maps, boxes)
+    hand = hand_in_view(boxes, *maps.shape[-2:])
+    scores = attention_scores.score_maps(maps, boxes)
+    baselines = attention_scores.null_baselines(boxes, *maps.shape[-2:])
+    if cams:
+        baselines["selector_cam"] = attention_scores.score_maps(np.concatenate(cams), boxes)
     return {
         "pointing_game": pointing_game(hits, counted),
         "pointing_frames": int(counted.sum()),
         "pointing_game_hand_in_view": pointing_game(hits & hand, counted & hand),
         "pointing_per_frame": pointing_per_frame(hits, counted),
+        **{k: scores[k] for k in ("pointing_strict", "target_over_confuser", "energy_in_box")},
+        "target_confuser_frames": scores["target_confuser_frames"],
+        "attention_baselines": baselines,
     }
+
+
+def attention_report(summary: dict[str, Any]) -> list[str]:
+    """The attention scores of a summary beside their baselines, as table lines (none without scores)."""
+    from lsta_jax.attention_scores import report_lines
+
+    if "attention_baselines" not in summary:
+        return []
+    baselines = summary["attention_baselines"]
+    return ["attention scores (docs/attention-scores.md):", *report_lines(summary, baselines)]
 
 
 def _input_name(model: Any) -> str:
@@ -283,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
     keys = (*REPORT_KEYS, "pointing_game", "pointing_game_hand_in_view", "count", "rgb_top1", "flow_top1")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
+    for line in attention_report(summary):  # the attention scores beside their null baselines, if any
+        print(line)
     print(f"wrote {summary.get('output')}/summary.json, per_class.csv, confusion.csv, confusion.png")
     return 0
 

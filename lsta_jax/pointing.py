@@ -8,7 +8,9 @@ overlaps the map (e.g. the hand still below the frame and the target cropped awa
 hits / counted frames over all clips. Two views of the same hits explain it: the score per frame position
 (`pointing_per_frame`: before the hand arrives no causal map can know which of the two objects will be used)
 and the score over the frames with the hand in view (`hand_in_view`). A uniform map (the `convlstm` variant)
-points at cell (0, 0), the first argmax, so it scores what a fixed guess scores.
+points at cell (0, 0), the first argmax, so it scores what a fixed guess scores. On `synthetic_ego` the
+score is lenient (a constant map on the centre cell scores about 0.95): `lsta_jax.attention_scores` has the
+scores a constant map fails and the null baselines reported beside them (docs/attention-scores.md).
 
 A box (y0, x0, y1, x1), in units of the model's input crop, overlaps cell (i, j) of an h x w grid when it
 covers part of [i/h, (i+1)/h) x [j/w, (j+1)/w) with positive area.

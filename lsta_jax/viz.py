@@ -11,9 +11,11 @@ ImageNet normalisation undone.
 - `overlay_clip(frames, attention)` -> (T, H, W, 3) uint8 blended frames;
 - `save_strip(path, frames, overlays)`: a PNG, top row evenly spaced frames, bottom row their overlays;
 - `save_gif(path, overlays)`: an animated GIF over all sampled frames;
-- `write_overlays(directory, stem, frames, attention, boxes=None)`: both, for `predict`; with `boxes`
-  (T, K, 4) ground-truth boxes (y0, x0, y1, x1) in units of the frame (`synthetic_ego`: hand, target,
-  confuser) are outlined on the frames and the overlays (`draw_boxes`, colours `BOX_COLOURS`);
+- `write_overlays(directory, stem, frames, attention, boxes=None, selector_attention=None)`: both, for
+  `predict`; with `boxes` (T, K, 4) ground-truth boxes (y0, x0, y1, x1) in units of the frame
+  (`synthetic_ego`: hand, target, confuser) are outlined on the frames and the overlays (`draw_boxes`,
+  colours `BOX_COLOURS`); with `selector_attention` the strip gets a third row, the frozen selector's map
+  softmax(ν_a) before the attention memory (the demo shows what LSTA changed);
 - `write_two_stream_overlays(directory, stem, frames, attention, stack_frames, flow_attention)`: the paper's
   Fig. 2 rows 5-6 for a two-stream model: the RGB stream's maps on its frames and the motion stream's map on
   the RGB frames of its flow stack, one PNG.
@@ -184,6 +186,7 @@ def write_overlays(
     attention: np.ndarray,
     *,
     boxes: np.ndarray | None = None,
+    selector_attention: np.ndarray | None = None,
     title: str | None = None,
     count: int = 5,
     alpha: float = DEFAULT_ALPHA,
@@ -196,17 +199,26 @@ def write_overlays(
     flow) passes the RGB frames its inputs come from. Frames smaller than `min_tile` pixels are first
     enlarged by the integer factor `tile_factor(H, W, min_tile)` (nearest neighbour), so that small clips
     stay visible; the map is then upsampled to the enlarged frame. `boxes` (T, K, 4), if given, are drawn
-    on both rows (`draw_boxes`).
+    on every row (`draw_boxes`). `selector_attention` (T, h, w), if given, adds a third row to the strip:
+    the frozen selector's map softmax(ν_a) (`lsta_jax.selector_cam`) on the same frames, what u_t would be
+    without the attention memory (eq. 6 with s_t = 0).
     """
     factor = tile_factor(*frames.shape[1:3], min_tile)
     if factor > 1:
         frames = np.repeat(np.repeat(frames, factor, axis=1), factor, axis=2)
     overlays = overlay_clip(frames, attention, alpha=alpha, colormap=colormap)
+    rows = [frames, overlays]
+    if selector_attention is not None:
+        rows.append(overlay_clip(frames, selector_attention, alpha=alpha, colormap=colormap))
     if boxes is not None:
-        frames, overlays = draw_boxes(frames, boxes), draw_boxes(overlays, boxes)
+        rows = [draw_boxes(row, boxes) for row in rows]
     directory = Path(directory)
-    png = save_strip(directory / f"{stem}.png", frames, overlays, count=count, title=title)
-    gif = save_gif(directory / f"{stem}.gif", overlays)
+    if selector_attention is None:
+        png = save_strip(directory / f"{stem}.png", *rows, count=count, title=title)
+    else:
+        indices = strip_indices(len(frames), count)
+        png = save_rows(directory / f"{stem}.png", [row[indices] for row in rows], title=title)
+    gif = save_gif(directory / f"{stem}.gif", rows[1])
     return png, gif
 
 

@@ -131,3 +131,20 @@ def test_draw_boxes_outlines_the_box_cells_by_hand():
     assert np.array_equal(out[0][~want], frames[0][~want])  # nothing else drawn (zero boxes are skipped)
     white = (out[1] == 255).all(-1)
     assert white[2, 0:2].all() and white[0:3, 1].all() and white.sum() == 6
+
+
+def test_strip_shows_the_selector_map_as_a_third_row(tmp_path):
+    pixels = np.random.default_rng(3).integers(0, 256, size=(T, H, W, 3), dtype=np.uint8)
+    selector = peaked_maps()[::-1].copy()  # the selector's peaks in other cells than u_t's
+    png, gif = viz.write_overlays(
+        tmp_path, "cam", pixels, peaked_maps(), selector_attention=selector, count=2, min_tile=0
+    )
+    gap = viz.STRIP_GAP
+    array = np.asarray(Image.open(png).convert("RGB"))
+    assert array.shape == (3 * H + 2 * gap, 2 * W + gap, 3)  # frames 0 and 2; frames, u_t, selector rows
+    np.testing.assert_array_equal(array[:H, :W], pixels[0])
+    np.testing.assert_array_equal(
+        array[H + gap : 2 * H + gap, :W], viz.overlay_clip(pixels, peaked_maps())[0]
+    )
+    np.testing.assert_array_equal(array[2 * (H + gap) :, W + gap :], viz.overlay_clip(pixels, selector)[2])
+    assert Image.open(gif).n_frames == T  # the GIF stays u_t's

@@ -1,13 +1,15 @@
 """The paper's ablation (Table 1) at small scale: `python -m lsta_jax.benchmarks.ablation [--seeds 3]`.
 
-Protocol (issue 10), as for the paper's GTEA61 numbers: one backbone pre-trained on `synthetic_objects`
+Protocol, as for the paper's GTEA61 numbers: one backbone pre-trained on `synthetic_objects`
 (`configs/synthetic_pretrain.py`, seed 0, shared by every run as the paper's ImageNet ResNet-34 is), then for
 each variant and seed stage 1 of `configs/synthetic.py:variant=V` on `synthetic_ego` (and stage 2 with
 `--stage2`). Variants: the five of `lsta_jax.models.lsta.VARIANTS` (ConvLSTM baseline, + output pooling,
 + attention pooling, both, full LSTA with bias control) and `ego_rnn` (kind `convlstm_rgb`). Each run is
-evaluated on the held-out split by `lsta_jax.evaluate` (top-1, mean class accuracy and the pointing game of
-`lsta_jax.pointing`); the command prints a markdown table (mean ± std over seeds) next to the paper's
-GTEA61* numbers and writes `results.json`. `--dataset toy` trains the five variants from scratch on the
+evaluated on the held-out split by `lsta_jax.evaluate` (top-1, mean class accuracy, the pointing game of
+`lsta_jax.pointing` and the scores of `lsta_jax.attention_scores`); the command prints a markdown table
+(mean ± std over seeds) next to the paper's GTEA61* numbers, with the attention scores' null baselines
+(uniform map, random cell, best constant cell, the frozen selector's CAM) as rows below it, and writes
+`results.json`. `--dataset toy` trains the five variants from scratch on the
 in-memory toy clips instead (no pre-training, no pointing game). Workdirs go to `--workdir` (default a
 temporary directory); finished runs are reused, so the command resumes.
 
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from lsta_jax import cli
+from lsta_jax.attention_scores import BASELINE_LABELS, SCORES
 
 PAPER = {  # GTEA61 fixed split, paper Table 1 (reference section 8); ego-rnn: the paper's Table 2 row
     "convlstm": 51.72,
@@ -142,6 +145,59 @@ def _two_stream_row(variant: str, seed: int, args: argparse.Namespace, root: Pat
     return _run(config, workdir)
 
 
+TABLE_KEYS = ("top1", "mean_class_accuracy", *SCORES)
+
+
+def _stats(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """{key: (mean, std)} in percent over rows (runs or baselines), nan where a row lacks the key."""
+    stats = {}
+    for key in TABLE_KEYS:
+        values = np.asarray([r.get(key, np.nan) for r in rows], np.float64)
+        values = values if key == "energy_in_box" else 100 * values  # energy is a ratio (1.0 = uniform)
+        stats[key] = (float(values.mean()), float(values.std()))
+    return stats
+
+
+def baseline_rows(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The null baselines of the runs' summaries (`attention_baselines`): uniform, random cell and best
+    constant cell from the first run (every run scores them on the same eval frames), the frozen selector's
+    CAM of every run (the same backbone in stage 1; fine-tuned per run in stage 2)."""
+    runs = [r["attention_baselines"] for rows in results.values() for r in rows if "attention_baselines" in r]
+    if not runs:
+        return {}
+    out = {k: [runs[0][k]] for k in ("uniform", "random_cell", "best_constant_cell")}
+    selectors = [r["selector_cam"] for r in runs if "selector_cam" in r]
+    if selectors:
+        out["selector_cam"] = selectors
+    return out
+
+
+def table_lines(results: dict[str, list[dict[str, Any]]], stage: str, seeds: int) -> list[str]:
+    """The markdown table: one row per variant (mean ± std over seeds), then the null baselines of the
+    attention scores (docs/attention-scores.md) on the same frames; n/a where a row has no such score."""
+
+    def cells(stats: dict[str, tuple[float, float]]) -> str:
+        return " | ".join(
+            "n/a" if np.isnan(m) else f"{m:.2f} ± {s:.2f}" if k == "energy_in_box" else f"{m:.1f} ± {s:.1f}"
+            for k, (m, s) in stats.items()
+        )
+
+    lines = [
+        "",
+        f"| variant ({stage}) | top-1 % (mean ± std, {seeds} seeds) | mean class acc. % | pointing game % "
+        "| strict pointing % | target over confuser % | energy in box (1 = uniform) | paper GTEA61* % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    # no attention scores for a flow-only row: its one map per stack has no frame boxes
+    lines += [
+        f"| {variant} | {cells(_stats(rows))} | {ROWS[variant]:.2f} |" for variant, rows in results.items()
+    ]
+    for name, rows in baseline_rows(results).items():
+        label = BASELINE_LABELS[name] + (f", {len(rows)} runs" if name == "selector_cam" else "")
+        lines.append(f"| {label} | {cells(_stats(rows))} | |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.ArgumentParser(
         prog="python -m lsta_jax.benchmarks.ablation",
@@ -201,21 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     stage = "stage 2" if args.stage2 else "stage 1"
-    print(
-        f"\n| variant ({stage}) | top-1 % (mean ± std, {args.seeds} seeds) | mean class acc. % "
-        "| pointing game % | paper GTEA61* % |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    table = {}
-    for variant, rows in results.items():
-        stats = {}
-        for key in ("top1", "mean_class_accuracy", "pointing_game"):
-            values = 100 * np.asarray([r.get(key, np.nan) for r in rows], np.float64)
-            stats[key] = (float(values.mean()), float(values.std()))
-        table[variant] = stats
-        # no pointing game for a flow-only row: its one map per stack has no frame boxes
-        cells = " | ".join("n/a" if np.isnan(m) else f"{m:.1f} ± {s:.1f}" for m, s in stats.values())
-        print(f"| {variant} | {cells} | {ROWS[variant]:.2f} |")
+    print("\n".join(table_lines(results, stage, args.seeds)))
+    table = {variant: _stats(rows) for variant, rows in results.items()}
+    table["baselines"] = {k: _stats(v) for k, v in baseline_rows(results).items()}
     (root / "results.json").write_text(json.dumps(table, indent=2) + "\n")
     print(f"\nruns and results.json in {root}")
     return 0

@@ -7,7 +7,10 @@ class. This command computes that map for every frame of the `configs/synthetic.
 `--frames` frames, centre crop) from a `resnet` workdir of `configs/synthetic_pretrain.py` and scores it with
 `lsta_jax.pointing`: the pointing game (hand or target), and the same hit rate against the hand, the target
 and the confuser alone, overall and per frame position. It also prints what a constant map scores (the centre
-cell, and the best single cell), which says how lenient the pointing game is on this data.
+cell, and the best single cell), which says how lenient the pointing game is on this data, and the scores of
+`lsta_jax.attention_scores` (strict pointing, target over confuser, energy in box) of the selector's
+softmaxed CAM beside the null baselines. `--pretrain` may also name an LSTA workdir: its backbone's selector
+(frozen in stage 1) is scored.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from lsta_jax import cli
+from lsta_jax.attention_scores import null_baselines, report_lines
+from lsta_jax.attention_scores import score_maps as score_maps_by_density
 from lsta_jax.pointing import pointing_game, pointing_hits
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -54,23 +59,17 @@ def constant_map_scores(boxes: np.ndarray, h: int, w: int) -> dict[tuple[int, in
 
 
 def selector_maps(model: Any, variables: Any, batches: Iterable[dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(maps (N, T, h, w), boxes (N, T, 3, 4)) of the frozen selector's top-class CAM on eval batches."""
-    import jax
+    """(maps (N, T, h, w), boxes (N, T, 3, 4)) of the frozen selector's top-class CAM, softmaxed over the
+    positions (`lsta_jax.selector_cam`), on eval batches."""
+    from lsta_jax.selector_cam import selector_cam_fn
 
-    from lsta_jax.models import selector
-
-    kernel = variables["params"]["fc"]["kernel"]
-
-    @jax.jit
-    def cam(clip):
-        out = model.apply(variables, clip=clip.reshape(-1, *clip.shape[2:]))
-        maps, _ = selector.attention_pooling(out["layer4"], kernel, scores=out["logits"])
-        return maps.reshape(*clip.shape[:2], *maps.shape[1:])
-
+    selector = selector_cam_fn(model, variables)
+    if selector is None:
+        raise ValueError(f"{type(model).__name__} has no selector (a ResNet with an fc)")
     maps, boxes = [], []
     for batch in batches:
         keep = np.asarray(batch["mask"], bool)
-        maps.append(np.asarray(cam(batch["clip"]))[keep])
+        maps.append(np.asarray(selector[0](batch["clip"]))[keep])
         boxes.append(np.asarray(batch["boxes"])[keep])
     return np.concatenate(maps), np.concatenate(boxes)
 
@@ -80,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m lsta_jax.benchmarks.selector_pointing",
         description=__doc__,
     )
-    parser.add_argument("--pretrain", required=True, help="workdir of configs/synthetic_pretrain.py")
+    parser.add_argument(
+        "--pretrain", required=True, help="workdir of configs/synthetic_pretrain.py (or an LSTA workdir)"
+    )
     parser.add_argument("--data-dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
     cli.add_hidden_alias(parser, "--data_dir", "--data-dir")
     parser.add_argument(
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  a constant map scores {constant[centre]:.3f} (centre cell {centre}), best cell {best} "
         f"{constant[best]:.3f}"
     )
+    print("  attention scores (docs/attention-scores.md):")
+    baselines = null_baselines(boxes, *maps.shape[2:])
+    scores = score_maps_by_density(maps, boxes)
+    for line in report_lines(scores, baselines, label="frozen selector's CAM, softmaxed"):
+        print("  " + line)
     return 0
 
 
