@@ -72,12 +72,17 @@ MODEL_INPUT_KEYS = ("clip", "flow")
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `batch` that the model takes as keyword arguments (`MODEL_INPUT_KEYS`)."""
+    """The entries of `batch` that the model takes as keyword arguments (`MODEL_INPUT_KEYS`), uint8 pixels
+    normalised (`lsta_jax.data.device_normalize`)."""
     inputs = {k: batch[k] for k in MODEL_INPUT_KEYS if k in batch}
     if not inputs:
         raise ValueError(
             f"batch has no model input: keys {sorted(batch)}, expected one of {MODEL_INPUT_KEYS}"
         )
+    if any(v.dtype == np.uint8 for v in inputs.values()):  # loaders with normalize_on_host=False
+        from lsta_jax.data.device_normalize import normalize_inputs
+
+        inputs = normalize_inputs(inputs)  # inside the jitted step: on the device
     return inputs
 
 
