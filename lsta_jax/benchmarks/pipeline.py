@@ -10,7 +10,8 @@ paper's geometry (25 frames, multi-scale corner crop + flip to 224):
             each frame encoding x host/device normalisation at 0 workers, and the chosen setting with more
             grain workers.
 clips/s per core divides by the worker processes (the main process only gathers batches when workers run);
-the ratio is project per core / authors per core, taken within each repeat (medians over repeats).
+the ratio is project per core / authors per core, the authors' chain timed right before and right after each
+project setting (on a shared machine the load drifts), medians over repeats.
 
     python -m lsta_jax.benchmarks.pipeline                        # table + pipeline_benchmark.json
     python -m lsta_jax.benchmarks.pipeline --repeats 5 --workers 0 1 2 --json /tmp/pipeline.json
@@ -195,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list] = {"authors": []} | {_key(r): [] for r in rows}
     ratios: dict[str, list] = {_key(r): [] for r in rows}
     nbytes: dict[str, int] = {}
+    half = max(1, args.batches // 2) * args.batch_size
+
+    def authors_now(seed: int) -> float:
+        return time_authors(clips, half, args.batch_size, args.num_frames, args.crop_size, seed=seed)
+
     for repeat in range(args.repeats):
-        authors = time_authors(clips, count, args.batch_size, args.num_frames, args.crop_size, seed=repeat)
-        results["authors"].append(authors)
-        for r in rows:
+        for i, r in enumerate(rows):
+            before = authors_now(seed=repeat * 100 + i)
             loader = make_train_loader(
                 sources[r["encoding"]],
                 global_batch_size=args.batch_size,
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 normalize_on_host=r["normalize"] == "host",
             )
             rate, nbytes[_key(r)] = time_project(loader, args.batches)
+            authors = (before + authors_now(seed=repeat * 100 + i + 50)) / 2  # around the project's timing
+            results["authors"].append(authors)
             results[_key(r)].append(rate)
             ratios[_key(r)].append(rate / max(1, r["workers"]) / authors)
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
