@@ -125,3 +125,36 @@ def test_authors_chain_is_the_reference_train_transform(tmp_path):
     frames = [Image.open(files[k - 1]).convert("RGB") for k in (1, 2, 4, 6)]
     crops = np.stack([np.asarray(D.transforms.train_transform(f, draw, 64, 256)) for f in frames])
     np.testing.assert_allclose(got.transpose(0, 2, 3, 1), D.transforms.normalize_rgb(crops), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_training_on_uint8_batches_equals_training_on_host_normalised_ones(tmp_path):
+    """Two steps of the trainer on a tfds build: uint8 batches (make_data's default, normalised in the jitted
+    step) and host-normalised float32 batches give the same parameters (about 100 s: two trainer runs)."""
+    from lsta_jax.train import trainer
+    from lsta_jax.train.config import load_config, set_synthetic
+    from lsta_jax.train.input_pipeline import make_data
+
+    def config(on_device: bool):
+        c = set_synthetic(load_config("configs/synthetic.py:toy"))
+        c.data.synthetic.update(num_train=8, num_test=4, num_frames=5, frame_size=48)
+        c.data.update(data_dir=str(tmp_path / "tfds"), num_frames=4, crop_size=48, resize_shorter=48)
+        c.data.worker_count = 0
+        with c.unlocked():
+            c.data.normalize_on_device = on_device
+        c.model.update(backbone_stage_sizes=(1, 1, 1, 1), backbone_widths=(8, 16, 16, 32), batchnorm="train")
+        c.update(global_batch_size=4, eval_batch_size=4, total_steps=2, trainable="all", shuffle=False)
+        return c
+
+    from lsta_jax import load_model
+
+    params = {}
+    for on_device in (True, False):
+        assert next(make_data(config(on_device)).train)["clip"].dtype == (
+            np.uint8 if on_device else np.float32
+        )
+        trainer.train_and_evaluate(config(on_device), tmp_path / str(on_device), quiet=True)
+        params[on_device] = jax.tree_util.tree_leaves(load_model(tmp_path / str(on_device))[1]["params"])
+    assert len(params[True]) == len(params[False]) > 10
+    for a, b in zip(params[True], params[False], strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
