@@ -23,6 +23,10 @@ Public interface (others code against these):
   get_state()/set_state() (resume with the same worker_count).
   `shuffle=True` by default; the reference's training loader is NOT shuffled (shuffle=False reproduces it).
   `num_eval_batches(num_examples, global_batch_size, worker_count=0)`: global batches of one eval pass.
+  `normalize_on_host=False` (both loaders) gives uint8 `clip`/`flow`, normalised on the device by
+  `device_normalize.normalize_inputs` (what `trainer.model_inputs` calls; docs/input-pipeline.md).
+  Builder configs `<split>_jpeg` (gtea61, gtea71, egtea_gaze_plus) store the frames as JPEG (fast to decode,
+  lossy) instead of PNG (the default, the reference's Scale(256) pixels exactly).
   `modality='flow'` gives 5-frame x/y flow stacks (b, crop, crop, 10); `label_key` picks 'label', 'verb',
   'noun' or 'verb_label' (flow verb pretraining).
 - `synthetic.export_clips(SyntheticOptions(...), directory, split, count, formats)` and

@@ -10,8 +10,11 @@ tensorflow):
   `name`         the clip's id (relative folder, EGTEA clip name, EPIC uid)
   `num_frames`   int32: frames of the clip
 Frames are stored with their shorter side at `resize_shorter` (PIL bilinear, the reference's `Scale(256)`):
-files already at that size keep their original bytes; resized frames are encoded losslessly as PNG (default)
-or as JPEG (`frame_encoding='jpeg'`, smaller files, not bit-exact). Clips with fewer than 5 frames (reference
+files already at that size keep their original bytes; resized frames are encoded losslessly as PNG (default:
+the stored pixels are the reference's `Scale(256)` pixels exactly) or as JPEG quality 95
+(`frame_encoding='jpeg'`: the configs named `<config>_jpeg` of every frame-folder builder, e.g.
+`gtea61/split2_jpeg`; smaller files that decode several times faster, not bit-exact: docs/input-pipeline.md
+has the measured speed and the pixel error). Clips with fewer than 5 frames (reference
 5) and clips with an unreadable frame are skipped, each logged, with a summary count per split.
 Examples are written in generation order (`disable_shuffling`), i.e. the reference's list order.
 """
@@ -72,10 +75,16 @@ class ClipSpec:
     flow_y: Sequence[Path] = ()
 
 
+FRAME_ENCODINGS = ("png", "jpeg")
+JPEG_QUALITY = 95
+
+
 def encode_frame(
     path: Path, resize_shorter: int, encoding: str = "png", mode: str = "RGB", data: bytes | None = None
 ) -> bytes:
     """The stored bytes of one frame: the original file when already at size, else Scale + re-encode."""
+    if encoding not in FRAME_ENCODINGS:
+        raise ValueError(f"unknown frame_encoding {encoding!r}; expected one of {FRAME_ENCODINGS}")
     data = path.read_bytes() if data is None else data
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -90,10 +99,8 @@ def encode_frame(
     out = io.BytesIO()
     if encoding == "png":
         resized.save(out, format="PNG", compress_level=1)
-    elif encoding == "jpeg":
-        resized.save(out, format="JPEG", quality=95)
     else:
-        raise ValueError(f"unknown frame_encoding {encoding!r}; expected 'png' or 'jpeg'")
+        resized.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
@@ -168,9 +175,26 @@ class FrameClipConfig(tfds.core.BuilderConfig):
     """A builder config with the build-time frame size and encoding."""
 
     def __init__(self, *, resize_shorter: int = 256, frame_encoding: str = "png", **kwargs) -> None:
+        if frame_encoding not in FRAME_ENCODINGS:
+            raise ValueError(f"unknown frame_encoding {frame_encoding!r}; expected one of {FRAME_ENCODINGS}")
         super().__init__(**kwargs)
         self.resize_shorter = resize_shorter
         self.frame_encoding = frame_encoding
+
+
+def frame_clip_configs(splits: dict[str, str]) -> list[FrameClipConfig]:
+    """Builder configs {name: description} stored as PNG (lossless, listed first: the default), each with a
+    `<name>_jpeg` twin stored as JPEG (the fast-decoding training frames, docs/input-pipeline.md)."""
+    png = [FrameClipConfig(name=name, description=text) for name, text in splits.items()]
+    jpeg = [
+        FrameClipConfig(
+            name=f"{name}_jpeg",
+            description=f"{text}; frames stored as JPEG q{JPEG_QUALITY}",
+            frame_encoding="jpeg",
+        )
+        for name, text in splits.items()
+    ]
+    return png + jpeg
 
 
 class FrameClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -50,9 +50,13 @@ def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
 
 
 def decode_image(data: bytes, mode: str = "RGB", name: str = "frame") -> Image.Image:
-    """Encoded image bytes (as stored by the builders) -> decoded PIL image in `mode`."""
+    """Encoded image bytes (as stored by the builders) -> decoded PIL image in `mode` (the decoded image
+    itself when it already has that mode: no copy)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.mode == mode:
+                image.load()
+                return image
             return image.convert(mode)
     except Exception as err:
         raise ValueError(f"{name}: cannot decode image bytes ({err})") from err

@@ -5,10 +5,11 @@ manual_dir layout:
     action_idx.txt, verb_idx.txt, noun_idx.txt      optional official name lists (`<name> <1-based id>`)
     frames/<clip_name>/image_%05d.jpg              RGB frames numbered from 1
     flow_x/<clip_name>/*.jpg, flow_y/<clip_name>/*.jpg   optional flow
-Config `splitK` (K = 1..3): splits 'train' and 'test' from the two files. label = action - 1 (106 classes),
-verb = verb - 1, noun = noun - 1; `verb_label` = verb - 1 (the flow verb pretraining label). Without the name
-lists, names are `action_<id>` etc. A split line naming a clip without a frames folder raises an error naming
-the split file, line and the missing folder; a malformed line raises naming the file and line.
+Config `splitK` (K = 1..3; `splitK_jpeg` stores the frames as JPEG, builder_base): splits 'train' and 'test'
+from the two files. label = action - 1 (106 classes), verb = verb - 1, noun = noun - 1; `verb_label` =
+verb - 1 (the flow verb pretraining label). Without the name lists, names are `action_<id>` etc. A split line
+naming a clip without a frames folder raises an error naming the split file, line and the missing folder; a
+malformed line raises naming the file and line.
 
     python -m lsta_jax.data egtea_gaze_plus --config split1 --manual-dir /data/egtea_gaze+ --data-dir DIR
 """
@@ -107,13 +108,13 @@ def egtea_clips(manual_dir: Path, split: int):
 class EgteaGazePlus(B.FrameClipBuilder):
     """EGTEA Gaze+ (106 actions, 19 verbs, 53 nouns), the 3 official splits."""
 
-    BUILDER_CONFIGS = [
-        B.FrameClipConfig(name=f"split{k}", description=f"official train/test split {k}") for k in (1, 2, 3)
-    ]
+    BUILDER_CONFIGS = B.frame_clip_configs({f"split{k}": f"official train/test split {k}" for k in (1, 2, 3)})
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Put train_split{1,2,3}.txt, test_split{1,2,3}.txt and frames/<clip>/image_%05d.jpg (optional "
         "flow_x/<clip>, flow_y/<clip>) under manual_dir (see lsta_jax/data/egtea.py)."
     )
 
     def _clips(self, manual_dir: Path):
-        return egtea_clips(manual_dir, int(self.builder_config.name.removeprefix("split")))
+        return egtea_clips(
+            manual_dir, int(self.builder_config.name.removeprefix("split").removesuffix("_jpeg"))
+        )

@@ -5,7 +5,8 @@ manual_dir layout (the authors' GTEA61 archive, ego-rnn#4):
     flow_x/S?/<class_name>/<instance>/flow_x_%05d.jpg            optional x flow (grayscale)
     flow_y/S?/<class_name>/<instance>/flow_y_%05d.jpg            optional y flow
     flow_x/S?/<class_name>/<instance>/action_label.txt           optional verb id (first line, int, as is)
-Config `splitK` (K = 1..4): test = subject S_K, train = the other three, in the reference's order (subject,
+Config `splitK` (K = 1..4; `splitK_jpeg`: the same clips with JPEG frames, builder_base): test = subject S_K,
+train = the other three, in the reference's order (subject,
 sorted class, sorted instance). Labels index ONE sorted global class list (the union over all subjects), so a
 class folder missing in one subject does not shift the labels (the authors' `gen_split` restarts its counter
 per subject and silently would). Verb and noun names: the class name split at its first '_' (LSTA#1).
@@ -89,10 +90,9 @@ def gtea_clips(manual_dir: Path, test_subject: str, expected_classes: int | None
 
 
 def _configs() -> list[B.FrameClipConfig]:
-    return [
-        B.FrameClipConfig(name=f"split{k}", description=f"test = subject S{k}, train = the others")
-        for k in range(1, 5)
-    ]
+    return B.frame_clip_configs(
+        {f"split{k}": f"test = subject S{k}, train = the others" for k in range(1, 5)}
+    )
 
 
 class _Gtea(B.FrameClipBuilder, skip_registration=True):
@@ -104,7 +104,7 @@ class _Gtea(B.FrameClipBuilder, skip_registration=True):
     )
 
     def _clips(self, manual_dir: Path):
-        test_subject = "S" + self.builder_config.name.removeprefix("split")
+        test_subject = "S" + self.builder_config.name.removeprefix("split").removesuffix("_jpeg")
         return gtea_clips(manual_dir, test_subject, self.EXPECTED_CLASSES)
 
 

@@ -6,9 +6,11 @@ with `shuffle=True` (default), a new seeded permutation of the shard every epoch
 builder's order, i.e. the reference's unshuffled training DataLoader (reference 5). Every clip gets ONE random
 draw (flip, corner-crop scale and position, flow stack start) from grain's per-record generator, derived from
 `seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
-Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or (b, crop, crop, 2L)
-for a flow stack,
-both `clip` and `flow` (b, crop, crop, 2L) with modality 'rgb+flow' (two-stream models),
+Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or `flow` (b, crop, crop, 2L)
+for a flow stack, both `clip` and `flow` with modality 'rgb+flow' (two-stream models); with
+`normalize_on_host=False` they are the uint8 pixels instead (a quarter of the bytes through host memory and
+to the device), normalised on the device by `lsta_jax.data.device_normalize.normalize_inputs` inside the
+jitted step,
 `label` int32 (b,) and, when the records have them (all builders), `verb` and `noun` int32 (b,) for the
 multi-task heads, with b = global_batch_size / process_count; the incomplete last batch of the stream is
 never produced (the stream is infinite).
@@ -49,6 +51,7 @@ class ClipGeometry:
     flow_segments: int = (
         1  # eval, flow: 1 = the centre stack; S > 1 = (S, crop, crop, 2L), late-fusion starts
     )
+    normalize_on_host: bool = True  # False: uint8 pixels out, normalised on the device (device_normalize)
 
 
 def _name(element: dict[str, Any]) -> str:
@@ -86,25 +89,34 @@ def _check_modality(modality: str) -> None:
         raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
 
 
+def _rgb_out(crops: list, g: ClipGeometry) -> np.ndarray:
+    """uint8 crops -> the clip: float32 ImageNet-normalised, or uint8 with `normalize_on_host=False`."""
+    clip = np.stack([np.asarray(c) for c in crops])
+    return T.normalize_rgb(clip) if g.normalize_on_host else clip
+
+
+def _flow_out(xs: list, ys: list, g: ClipGeometry) -> np.ndarray:
+    """uint8 x/y flow crops -> the interleaved stack, normalised on the host unless `normalize_on_host`
+    is False."""
+    stack = T.interleave_flow([np.asarray(x) for x in xs], [np.asarray(y) for y in ys])
+    return T.normalize_flow(stack) if g.normalize_on_host else stack
+
+
 def _train_rgb(element: dict[str, Any], draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
     frames = _rgb_frames(element, g.num_frames)
-    return T.normalize_rgb(
-        np.stack([np.asarray(T.train_transform(f, draw, g.crop_size, g.resize_shorter)) for f in frames])
-    )
+    return _rgb_out([T.train_transform(f, draw, g.crop_size, g.resize_shorter) for f in frames], g)
 
 
 def _train_flow_stack(element: dict[str, Any], start: int, draw: T.TrainDraw, g: ClipGeometry) -> np.ndarray:
     xs, ys = _flow_images(element, start, g.flow_stack)
-    xs = [np.asarray(T.train_transform(x, draw, g.crop_size, g.resize_shorter, True)) for x in xs]
-    ys = [np.asarray(T.train_transform(y, draw, g.crop_size, g.resize_shorter)) for y in ys]
-    return T.normalize_flow(T.interleave_flow(xs, ys))
+    xs = [T.train_transform(x, draw, g.crop_size, g.resize_shorter, True) for x in xs]
+    ys = [T.train_transform(y, draw, g.crop_size, g.resize_shorter) for y in ys]
+    return _flow_out(xs, ys, g)
 
 
 def _eval_rgb(element: dict[str, Any], g: ClipGeometry) -> np.ndarray:
     frames = _rgb_frames(element, g.num_frames)
-    return T.normalize_rgb(
-        np.stack([np.asarray(T.eval_transform(f, g.crop_size, g.resize_shorter)) for f in frames])
-    )
+    return _rgb_out([T.eval_transform(f, g.crop_size, g.resize_shorter) for f in frames], g)
 
 
 def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, g: ClipGeometry) -> dict:
@@ -156,9 +168,9 @@ def task_labels(element: dict[str, Any]) -> dict[str, np.int32]:
 
 def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np.ndarray:
     xs, ys = _flow_images(element, start, g.flow_stack)
-    xs = [np.asarray(T.eval_transform(x, g.crop_size, g.resize_shorter)) for x in xs]
-    ys = [np.asarray(T.eval_transform(y, g.crop_size, g.resize_shorter)) for y in ys]
-    return T.normalize_flow(T.interleave_flow(xs, ys))
+    xs = [T.eval_transform(x, g.crop_size, g.resize_shorter) for x in xs]
+    ys = [T.eval_transform(y, g.crop_size, g.resize_shorter) for y in ys]
+    return _flow_out(xs, ys, g)
 
 
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
@@ -280,11 +292,13 @@ def make_train_loader(
     worker_count: int | None = None,
     num_epochs: int | None = None,
     with_index: bool = False,
+    normalize_on_host: bool = True,
 ) -> grain.DataLoader:
     """Infinite (or `num_epochs`) per-process train batches; see the module docstring.
 
     `iter(loader)` gives a grain DataLoaderIterator with get_state() -> bytes and set_state(bytes).
     `with_index=True` adds `index` (int64, the record's position in the split) to every batch.
+    `normalize_on_host=False` gives uint8 `clip`/`flow` (normalised later by `device_normalize`).
     """
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
@@ -294,7 +308,14 @@ def make_train_loader(
             f"local batch ({local})"
         )
     _check_modality(modality)
-    geometry = ClipGeometry(num_frames, crop_size, resize_shorter, modality, label_key=label_key)
+    geometry = ClipGeometry(
+        num_frames,
+        crop_size,
+        resize_shorter,
+        modality,
+        label_key=label_key,
+        normalize_on_host=normalize_on_host,
+    )
     sampler = grain.samplers.IndexSampler(
         num_records=len(data_source),
         shard_options=grain.sharding.ShardOptions(pi, pc, drop_remainder=True),
@@ -326,10 +347,12 @@ def make_eval_loader(
     worker_count: int | None = None,
     with_index: bool = False,
     flow_segments: int = 1,
+    normalize_on_host: bool = True,
 ) -> grain.DataLoader:
     """One ordered pass with a padded last batch and a `mask`; see the module docstring. With modality 'flow',
     `flow_segments` S > 1 gives every clip S stacks (b, S, crop, crop, 2L) at `transforms.flow_segment_starts`
-    (ego-rnn's late fusion) instead of the one stack at the temporal centre."""
+    (ego-rnn's late fusion) instead of the one stack at the temporal centre. `normalize_on_host=False` gives
+    uint8 `clip`/`flow` (normalised by `device_normalize`)."""
     pi, pc = _processes(process_index, process_count) if shard_by_process else (0, 1)
     local = _local_batch(global_batch_size, pc)
     n = len(data_source)
@@ -341,7 +364,13 @@ def make_eval_loader(
     padded = num_eval_batches(n, global_batch_size, workers) * global_batch_size
     _check_modality(modality)
     geometry = ClipGeometry(
-        num_frames, crop_size, resize_shorter, modality, label_key=label_key, flow_segments=flow_segments
+        num_frames,
+        crop_size,
+        resize_shorter,
+        modality,
+        label_key=label_key,
+        flow_segments=flow_segments,
+        normalize_on_host=normalize_on_host,
     )
     sampler = grain.samplers.IndexSampler(
         num_records=padded,

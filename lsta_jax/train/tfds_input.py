@@ -5,7 +5,9 @@ The builder is prepared on first use (`config.data.manual_dir` holds raw frames 
 real datasets). Class names come from the builder's `label` feature. Loader contract (lsta_jax.data):
 `make_train_loader(source, global_batch_size, seed, num_frames, crop_size, resize_shorter, shuffle, ...)`
 -> an iterator of this process's {'clip', 'label'} with get_state/set_state; `make_eval_loader(source,
-global_batch_size, num_frames, crop_size, resize_shorter, ...)` -> batches with a `mask`.
+global_batch_size, num_frames, crop_size, resize_shorter, ...)` -> batches with a `mask`. Training clips
+come as uint8 and are normalised on the device (`config.data.normalize_on_device`, default True; False
+normalises on the host as the evaluation batches are); docs/input-pipeline.md.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ def make_data(config: Any) -> Data:
         global_batch_size=config.global_batch_size,
         seed=config.seed,
         shuffle=config.shuffle,
+        # uint8 training clips, normalised inside the jitted step (trainer.model_inputs); evaluation batches
+        # stay float32 because evaluate's two-stream fusion applies the models outside that step
+        normalize_on_host=not d.get("normalize_on_device", True),
         **geometry,
     )
     return Data(

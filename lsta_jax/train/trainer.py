@@ -69,11 +69,16 @@ def create_mesh(devices: Any = None) -> Mesh:
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     """The entries of `batch` that are model inputs (`registry.input_names()`), passed by name:
-    `model.apply(variables, clip=..., flow=...)`."""
+    `model.apply(variables, clip=..., flow=...)`; uint8 pixels normalised on the device
+    (`lsta_jax.data.device_normalize`)."""
     names = registry.input_names()
     inputs = {k: batch[k] for k in names if k in batch}
     if not inputs:
         raise ValueError(f"batch has no model input: keys {sorted(batch)}, expected one of {names}")
+    if any(v.dtype == np.uint8 for v in inputs.values()):  # loaders with normalize_on_host=False
+        from lsta_jax.data.device_normalize import normalize_inputs
+
+        inputs = normalize_inputs(inputs)  # inside the jitted step: on the device
     return inputs
 
 
