@@ -19,12 +19,20 @@ SECTION = re.compile(
 
 
 STAR_IN_NAME = re.compile(r"(?<=\w)_\*_(?=\w)")  # conv_*_s: a wildcard in a name, not emphasis
+# "[--top-k 5] [--output F]" reads as a reference-style link to Markdown; "[text](url)" stays a link
+BRACKET = re.compile(r"(?<!\\)\[(?![^\]]*\]\()")
 
 
-def _escape_wildcards(line: str) -> str:
-    """`conv_*_s` outside code spans -> `conv_\\*_s` (Markdown would read the stars as emphasis)."""
+def _escape_prose(line: str, in_span: bool) -> tuple[str, bool]:
+    """In a prose line, outside code spans: `conv_*_s` -> `conv_\\*_s` (no emphasis) and `[x]` -> `\\[x]`
+    (no link). `in_span`: a code span opened on an earlier line is still open; returned for the next line."""
     parts = line.split("`")
-    return "`".join(STAR_IN_NAME.sub(r"_\\*_", p) if i % 2 == 0 else p for i, p in enumerate(parts))
+    start = 1 if in_span else 0
+    escaped = "`".join(
+        BRACKET.sub(r"\\[", STAR_IN_NAME.sub(r"_\\*_", p)) if (i + start) % 2 == 0 else p
+        for i, p in enumerate(parts)
+    )
+    return escaped, (len(parts) - 1 + start) % 2 == 1
 
 
 def _indent(line: str) -> int:
@@ -33,42 +41,45 @@ def _indent(line: str) -> int:
 
 def with_block_breaks(text: str) -> str:
     """Insert a blank line before the first item of a list and before an indented block (a command, code)
-    that directly follows a line of prose, except inside Google-style sections."""
+    that directly follows a line of prose, and escape prose that Markdown would misread; Google-style
+    sections and code blocks are left as they are."""
     out: list[str] = []
-    in_list = in_section = in_block = False
+    in_list = in_section = in_code = in_span = False
     item_indent = 0
     for line in text.splitlines():
-        line = _escape_wildcards(line)
         prev = out[-1] if out else ""
         blank_prev = not prev.strip()
         if not line.strip():
-            in_list = in_block = False
+            in_list = in_span = False
             out.append(line)
             continue
         if _indent(line) == 0:
             in_section = bool(SECTION.match(line))
-            in_block = False
         if in_section:
             out.append(line)
             continue
-        if LIST_ITEM.match(line) and not in_list and not in_block and not blank_prev:
-            out.append("")
-        if LIST_ITEM.match(line):
+        if in_code and _indent(line) >= 4:
+            out.append(line)
+            continue
+        in_code = False
+        item = bool(LIST_ITEM.match(line))
+        if item:
+            if not in_list and not blank_prev:
+                out.append("")
             in_list, item_indent = True, _indent(line)
         elif in_list and _indent(line) <= item_indent:
-            # a line back at the list's margin ends the list (plain text), Markdown would continue the item
+            # back at the list's margin: a new paragraph in plain text, a continuation of the item in Markdown
             out.append("")
             in_list = False
-        if (
-            not LIST_ITEM.match(line)
-            and not in_list
-            and not in_block
-            and not blank_prev
-            and _indent(line) >= _indent(prev) + 4
-            and prev.rstrip().endswith(":")
-        ):
-            out.append("")
-            in_block = True
+        elif not in_list and _indent(line) >= 4:
+            # an indented block: after a blank line it is code already; after "...:" it is meant as code
+            if not blank_prev and prev.rstrip().endswith(":"):
+                out.append("")
+                in_code = True
+            elif blank_prev:
+                in_code = True
+        if not in_code:
+            line, in_span = _escape_prose(line, in_span)
         out.append(line)
     return "\n".join(out)
 
