@@ -10,7 +10,7 @@ from typing import Any
 
 import griffe
 
-LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+\.)\s+\S")  # Python-Markdown: "1." lists, not "1)"
 SECTION = re.compile(
     r"^\s*(?:Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Other Parameters|Returns?|"
     r"Yields?|Receives?|Raises|Exceptions?|Warns?|Warnings?|Attributes|Examples?|Notes?|Methods|Functions|"
