@@ -1,4 +1,5 @@
 # The two commands of the README: `make test` and `make demo`. Both create .venv from the pinned files first.
+# `make docs` builds the documentation site into site/ (MkDocs, pinned in requirements-docs.lock).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ DEMO_DIR ?= demo_out
 # docs: Performance). Unknown to glibc < 2.35, which ignores it; set GLIBC_TUNABLES= to turn it off.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: venv test test-slow lint format demo bench lock clean
+.PHONY: venv test test-slow lint format demo bench docs lock clean
 
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	@echo ">> creating $(VENV) from requirements.lock (about a minute)"
@@ -42,9 +43,19 @@ BENCH_DIR ?= bench_out
 bench: venv
 	$(PY) -m lsta_jax.benchmarks.versus_torch --quick --output $(BENCH_DIR)
 
+# The documentation site: docs/ + the docstrings (mkdocstrings) -> site/; --strict turns every warning
+# (a broken link, an unknown cross-reference, a docstring griffe cannot parse) into a failure.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) requirements-docs.lock
+	$(PY) -m pip install -q -r requirements-docs.lock
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lock: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v -iE '^(torch|pip)==' > requirements.lock.tmp
 	@echo "torch==2.13.0" >> requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) site .pytest_cache .ruff_cache

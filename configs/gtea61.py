@@ -3,7 +3,7 @@
 Arg: `split=K` (1-4, default 2 = the fixed split "GTEA61*"), `stage=1|2`; a bare number is the split.
 
     python -m lsta_jax.train --config configs/gtea61.py --workdir runs/gtea61_s2_stage1 \\
-        --config.init_from=converted/resnet34          # ImageNet ResNet-34 converted by lsta_jax.convert
+        --config.init_from=models/resnet34             # ImageNet ResNet-34 converted by lsta_jax.convert
     python -m lsta_jax.train --config configs/gtea61.py:split=2,stage=2 --workdir runs/gtea61_s2_stage2 \\
         --config.init_from=runs/gtea61_s2_stage1       # the LAST stage-1 checkpoint, as the reference
     python -m lsta_jax.evaluate --checkpoint runs/gtea61_s2_stage2 --config configs/gtea61.py:split=2,stage=2
