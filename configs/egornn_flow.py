@@ -1,4 +1,5 @@
-"""ego-rnn's flow network (kind `egornn_flow`, reference 4.2) trained with ego-rnn's `main-run-flow.py`.
+"""ego-rnn's flow network (kind `egornn_flow`, docs/differences.md §4.2) trained with ego-rnn's
+`main-run-flow.py`.
 
 Arg: `dataset=gtea61|gtea71|egtea` (default gtea61), `split=K` (GTEA 1-4, default 2 = GTEA61*; EGTEA 1-3,
 default 1); a bare value is the dataset.

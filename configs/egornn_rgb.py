@@ -1,4 +1,5 @@
-"""ego-rnn's RGB baseline (kind `convlstm_rgb`, reference 4.5), trained with ego-rnn's `main-run-rgb.py`.
+"""ego-rnn's RGB baseline (kind `convlstm_rgb`, docs/differences.md §4.5), trained with ego-rnn's
+`main-run-rgb.py`.
 
 Arg: `dataset=gtea61|gtea71|egtea` (default gtea61), `split=K` (as `configs/egornn_flow.py`), `stage=1|2`.
 

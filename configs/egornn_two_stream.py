@@ -1,4 +1,5 @@
-"""ego-rnn's joint two-stream model (kind `egornn_two_stream`, reference 4.4) with `main-run-twoStream.py`.
+"""ego-rnn's joint two-stream model (kind `egornn_two_stream`, docs/differences.md §4.4) with
+`main-run-twoStream.py`.
 
 Arg: `dataset=gtea61|gtea71|egtea` (default gtea61), `split=K` (as `configs/egornn_flow.py`).
 

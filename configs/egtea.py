@@ -1,10 +1,10 @@
 """LSTA RGB on EGTEA Gaze+ (106 activities, C_o = 150 as the paper; the authors' script must be given
-`--outPoolSize 150` by hand, reference section 5).
+`--outPoolSize 150` by hand, docs/differences.md §5).
 
 Arg: `split=K` (1-3, default 1), `stage=1|2`.
 
     python -m lsta_jax.train --config configs/egtea.py:split=1 --workdir runs/egtea_s1_stage1 \\
-        --config.init_from=converted/resnet34
+        --config.init_from=models/resnet34
     python -m lsta_jax.train --config configs/egtea.py:split=1,stage=2 --workdir runs/egtea_s1_stage2 \\
         --config.init_from=runs/egtea_s1_stage1
 

@@ -3,15 +3,15 @@
 Arg: `dataset=gtea61|gtea71|egtea|synthetic` (default gtea61), `split=K` (default: the dataset config's),
 `stage=1|2`. `synthetic` is `configs/synthetic.py` (small backbone trained from scratch, everything trainable)
 with an LSTM as wide as its LSTA memory (64): for a CPU-sized comparison with LSTA.
-Data, schedule and evaluation are those of `configs/<dataset>.py` (reference section 5: stage 1 200 epochs at
-lr 1e-3, stage 2 100 epochs at lr 1e-4 from the last stage-1 checkpoint); the model is replaced by eleGAtt
+Data, schedule and evaluation are those of `configs/<dataset>.py` (docs/differences.md §5: stage 1 200 epochs
+at lr 1e-3, stage 2 100 epochs at lr 1e-4 from the last stage-1 checkpoint); the model is replaced by eleGAtt
 (512 LSTM units, dropout 0.7 before `fc`). Trainable sets (our choice, the paper gives none): stage 1 trains
 the eleGAtt cell (gate and LSTM) and `fc`, the ResNet-34 stays frozen (as stage 1 of the RGB models); stage 2
 also trains layer4's conv1/conv2 kernels, as the RGB models' stage 2, but NOT the backbone's ImageNet `fc`
 (eleGAtt does not use it: it would only see weight decay).
 
     python -m lsta_jax.train --config configs/elegatt.py:dataset=gtea61,split=2 \\
-        --workdir runs/elegatt_gtea61_s2_stage1 --config.init_from=converted/resnet34
+        --workdir runs/elegatt_gtea61_s2_stage1 --config.init_from=models/resnet34
     python -m lsta_jax.train --config configs/elegatt.py:dataset=gtea61,split=2,stage=2 \\
         --workdir runs/elegatt_gtea61_s2_stage2 --config.init_from=runs/elegatt_gtea61_s2_stage1
     python -m lsta_jax.evaluate --checkpoint runs/elegatt_gtea61_s2_stage2 \\

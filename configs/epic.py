@@ -1,6 +1,6 @@
 """LSTA RGB on EPIC-KITCHENS-55, multi-task: activity, verb (125) and noun (352) heads, C_o = 300 (paper 6.5).
 
-The authors released no EPIC code (reference section 6). The activity classes are the (verb, noun) pairs of
+The authors released no EPIC code (docs/differences.md §6). The activity classes are the (verb, noun) pairs of
 the training annotations (`epic_kitchens55` builder, `num_classes=0`: taken from the dataset); the verb and
 noun heads sit on the same LSTA feature and the activity logits control their biases through a learnt
 linear map (`head_bias_control='logits'`, `lsta_jax/models/heads.py`; 'probabilities' or 'none' to ablate).
@@ -11,7 +11,7 @@ Arg: `stage=1|2`.
 
     python -m lsta_jax.data epic_kitchens55 --manual-dir /data/EPIC_KITCHENS_2018 --data-dir DIR
     python -m lsta_jax.train --config configs/epic.py --workdir runs/epic_stage1 \\
-        --config.init_from=converted/resnet34 --config.data.data_dir=DIR
+        --config.init_from=models/resnet34 --config.data.data_dir=DIR
     python -m lsta_jax.train --config configs/epic.py:stage=2 --workdir runs/epic_stage2 \\
         --config.init_from=runs/epic_stage1 --config.data.data_dir=DIR
     python -m lsta_jax.evaluate --checkpoint runs/epic_stage2 --config configs/epic.py:stage=2

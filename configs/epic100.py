@@ -7,7 +7,7 @@ and validation annotations (`num_classes=0`: from the dataset). Arg: `stage=1|2`
 
     python -m lsta_jax.data epic_kitchens100 --manual-dir /data/EPIC-KITCHENS-100 --data-dir DIR
     python -m lsta_jax.train --config configs/epic100.py --workdir runs/epic100_stage1 \\
-        --config.init_from=converted/resnet34 --config.data.data_dir=DIR
+        --config.init_from=models/resnet34 --config.data.data_dir=DIR
     python -m lsta_jax.train --config configs/epic100.py:stage=2 --workdir runs/epic100_stage2 \\
         --config.init_from=runs/epic100_stage1 --config.data.data_dir=DIR
     python -m lsta_jax.evaluate --checkpoint runs/epic100_stage2 --config configs/epic100.py:stage=2

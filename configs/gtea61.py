@@ -1,4 +1,5 @@
-"""LSTA RGB on GTEA 61 (reference section 5; `train_rgb.sh`): stage 1, then stage 2 from the stage-1 workdir.
+"""LSTA RGB on GTEA 61 (docs/differences.md §5; `train_rgb.sh`): stage 1, then stage 2 from the stage-1
+workdir.
 
 Arg: `split=K` (1-4, default 2 = the fixed split "GTEA61*"), `stage=1|2`; a bare number is the split.
 

@@ -3,7 +3,7 @@
 Arg: `split=K` (1-4, default 2), `stage=1|2`.
 
     python -m lsta_jax.train --config configs/gtea71.py:split=2 --workdir runs/gtea71_s2_stage1 \\
-        --config.init_from=converted/resnet34
+        --config.init_from=models/resnet34
     python -m lsta_jax.train --config configs/gtea71.py:split=2,stage=2 --workdir runs/gtea71_s2_stage2 \\
         --config.init_from=runs/gtea71_s2_stage1
 

@@ -10,7 +10,7 @@ backbone of `configs/synthetic_pretrain.py` (`--config.init_from=` that pre-trai
         --workdir runs/flow --config.init_from=runs/fv
   Measured (2 CPU cores, 3 seeds, 144 held-out clips): verbs 63-72% (6 verbs; 40 epochs gave 73% at seed 0,
   80 no better), about 3 minutes; activities 19-22% (verb 58-65%, noun at chance: grayscale flow has no
-  colour), about 2.5 minutes. README "Ablation at small scale" has the two-stream rows built on them.
+  colour), about 2.5 minutes. docs/results.md "Ablation at small scale" has the two-stream rows built on them.
 
     python -m lsta_jax.convert --kind resnet34 --torch-checkpoint resnet34-b627a593.pth \\
         --output models/resnet34

@@ -15,13 +15,13 @@ synthetic: the embedded `synthetic_ego` with flow, the streams of `configs/synth
 Paper (6.2, Table 2): Adam, lr 0.01 "reduced by 0.99 after each epoch" (`lr_schedule='exponential'`), 200
 epochs on GTEA61/71, 100 on EGTEA, batch 32, 25 RGB frames + the 5-frame flow stack (random start in
 training, temporal centre in evaluation), one crop/flip draw for both. Results: 79.31% GTEA61* (split 2),
-80.01% GTEA61 (4-split mean), 78.14% GTEA71, 61.86% EGTEA. Not given by the paper (our choices, README
-differences table): the Adam variant, weight decay 5e-4 and eps 1e-4 of the RGB stream's reference protocol;
-the trained set = the RGB stream's stage-2 set (LSTA cell, classifier, layer4 conv1/conv2, the ImageNet fc
-selector), the motion stream's layer4, selector and classifier, and every fusion parameter (`conv_x_flow_*`,
-`rgb_summary`, `conv_x_rgb_*`, `flow_lstm_cell`); BatchNorm frozen in both streams; the fusion shapes of
-`lsta_jax.models.two_stream`. The verb classes of the motion stream's selector are read from the
-`init_from_flow` workdir (`verb_classes=0`).
+80.01% GTEA61 (4-split mean), 78.14% GTEA71, 61.86% EGTEA. Not given by the paper (our choices,
+docs/differences.md §4.4): the Adam variant, weight decay 5e-4 and eps 1e-4 of the RGB stream's reference
+protocol; the trained set = the RGB stream's stage-2 set (LSTA cell, classifier, layer4 conv1/conv2, the
+ImageNet fc selector), the motion stream's layer4, selector and classifier, and every fusion parameter
+(`conv_x_flow_*`, `rgb_summary`, `conv_x_rgb_*`, `flow_lstm_cell`); BatchNorm frozen in both streams; the
+fusion shapes of `lsta_jax.models.two_stream`. The verb classes of the motion stream's selector are read from
+the `init_from_flow` workdir (`verb_classes=0`).
 """
 
 import ml_collections

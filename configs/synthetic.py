@@ -22,7 +22,7 @@ Measured here (2 CPU cores, seed 0, 144 held-out clips, 18 classes, chance 5.6%)
 `synthetic_objects` pre-training whose images show hands holding objects: 8 frames and 16 epochs (the former
 schedule) top-1 0.722, 16 frames and 16 epochs 0.812, 16 frames and 32 epochs 0.840 (lowest class 0.38), 16
 frames and 48 epochs (this config) 0.882; stage 2 after it 0.931, every class >= 0.62, pointing game 0.78.
-The remaining errors are shake <-> pour of the same object. No paper number for this set; the README's
+The remaining errors are shake <-> pour of the same object. No paper number for this set; docs/results.md
 "Ablation at small scale" has the variants.
 """
 

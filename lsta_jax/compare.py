@@ -10,7 +10,7 @@ outputs `logits`, `features` (pooled) and `layer4`.
 
 Loads the authors'-format checkpoint (`{'epoch', 'model_state_dict', ...}` or a bare state dict, legacy or
 zip serialisation) twice: into our PyTorch reference (`lsta_jax.reference.torch_lsta`, a transcription of the
-authors' `attentionModel`, reference sections 2.1-2.5) and, through the converter, into the Flax model. Both
+authors' `attentionModel`, docs/differences.md §2.1-2.5) and, through the converter, into the Flax model. Both
 run the same clip in float32 (highest matmul/conv precision, no TF32); the command prints, per output, the
 max absolute and max relative difference (max |jax - torch| / max |torch|), and the agreement of every
 argmax selection (k_t of the attention pooling, j_t of the output pooling) at every step. The network is

@@ -5,7 +5,7 @@
 
 writes to `feats/`:
   `features.npy`        (N, K) float32: the clip feature, spatial mean of the LSTA memory c_T (the input of
-                        the classifier, reference section 2.1 `feats`), one row per input that succeeded;
+                        the classifier, docs/differences.md §2.1 `feats`), one row per input that succeeded;
   `frame_features.npy`  (N, T, K) float32 with `--frame-features`: each sampled frame's pooled backbone
                         feature (spatial mean of the BN'd `layer4`, the input of the backbone's ImageNet fc);
   `index.jsonl`         one line per input, in input order: `{"source", "row"}` (row of the .npy files) or

@@ -1,7 +1,7 @@
 """Attention overlays like the paper's Fig. 2: where LSTA looks, frame by frame.
 
 The map shown is u_t, the softmax over the h x w positions that the LSTA cell multiplies into the features
-(paper eq. 6; `shared/docs/reference-lsta.md` 2.3, the `attention` output of the model). As in the authors'
+(paper eq. 6; `docs/differences.md` §2.3, the `attention` output of the model). As in the authors'
 visualisation snippet (ego-rnn#5) each map is min-max normalised to [0, 1], upsampled to the frame, coloured
 and blended over the frame. We differ in two presentation choices: bilinear upsampling of the normalised map
 (a smooth map instead of blocks) and a perceptual colormap (`inferno` by default: dark = little attention,

@@ -1,4 +1,5 @@
-"""The LSTA cell (reference 2.2-2.4) against our independent PyTorch transcription; ablation switches."""
+"""The LSTA cell (docs/differences.md §2.2-2.4) against our independent PyTorch transcription; ablation
+switches."""
 
 import flax.linen as nn
 import jax

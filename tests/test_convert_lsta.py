@@ -1,4 +1,5 @@
-"""Conversion of the authors' LSTA RGB checkpoints (reference 2.5, 7): layout, file variants, errors."""
+"""Conversion of the authors' LSTA RGB checkpoints (docs/differences.md §2.5, §7): layout, file variants,
+errors."""
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from lsta_jax.reference.torch_resnet import randomize_batch_norm  # noqa: E402
 
 SMALL = dict(num_classes=5, mem_size=32, c_cam_classes=7, attention_classes=11)
 SMALL_BACKBONE = dict(stage_sizes=(1, 1, 1, 1), widths=(8, 16, 16, 32))
-# The authors' cell registration order (reference 2.5).
+# The authors' cell registration order (docs/differences.md §2.5).
 CELL_ORDER = [
     "c_classifier.weight",
     "coupling_fc.weight",
@@ -59,7 +60,7 @@ def authors_file(path, model, legacy=True, wrapped=True, num_batches=False):
 def test_the_reference_has_the_authors_212_keys_in_their_order():
     state = TorchLSTAModel().state_dict()
     keys = [k for k in state if "num_batches" not in k]
-    assert len(keys) == 212 and len(state) == 248  # reference 2.5 (248 with num_batches_tracked)
+    assert len(keys) == 212 and len(state) == 248  # docs/differences.md §2.5 (248 with num_batches_tracked)
     assert sum(k.startswith("resNet.") for k in keys) == 182
     assert [k[len("lsta_cell.") :] for k in keys if k.startswith("lsta_cell.")] == CELL_ORDER
     assert keys[-4:] == ["fc.weight", "fc.bias", "classifier.1.weight", "classifier.1.bias"]

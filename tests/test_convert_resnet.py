@@ -147,7 +147,7 @@ def test_checkpoint_variants_all_read_the_same(tmp_path, small_torch, legacy, wr
     if prefixed:
         state = {f"module.{k}": v for k, v in state.items()}
     obj = state
-    if wrapper == "model_state_dict":  # the authors' training-file layout (reference section 7)
+    if wrapper == "model_state_dict":  # the authors' training-file layout (docs/differences.md §7)
         trained = copy.deepcopy(small_torch)  # a real optimizer state beside the weights
         optimizer = torch.optim.Adam(trained.parameters())
         trained(torch.randn(1, 3, 32, 32))[0].sum().backward()
@@ -322,7 +322,8 @@ def test_convert_checkpoint_api(tmp_path):
         convert_checkpoint("resnet50", path)
 
 
-# --- cross-modality flow initialisation (reference 4.2) -----------------------------------------------------
+# --- cross-modality flow initialisation (docs/differences.md §4.2)
+# -----------------------------------------------------
 
 
 def test_flow_conv1_from_rgb_by_hand():

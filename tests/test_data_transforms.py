@@ -1,4 +1,5 @@
-"""Sampling, crop boxes, flips, normalisation and flow stacks vs hand-computed values (reference 4.2, 5)."""
+"""Sampling, crop boxes, flips, normalisation and flow stacks vs hand-computed values (docs/differences.md
+§4.2, §5)."""
 
 import numpy as np
 import pytest

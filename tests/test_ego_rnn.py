@@ -1,4 +1,4 @@
-"""The ego-rnn RGB baseline (reference 4.5): model vs our torch transcription; conversion."""
+"""The ego-rnn RGB baseline (docs/differences.md §4.5): model vs our torch transcription; conversion."""
 
 import jax
 import numpy as np

@@ -1,5 +1,5 @@
-"""ego-rnn's flow network (kind `egornn_flow`, reference 4.2) vs our torch transcription; strict conversion;
-BatchNorm in training mode (ego-rnn's protocol); the flow flip sign of the data pipeline."""
+"""ego-rnn's flow network (kind `egornn_flow`, docs/differences.md §4.2) vs our torch transcription; strict
+conversion; BatchNorm in training mode (ego-rnn's protocol); the flow flip sign of the data pipeline."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def _png(array: np.ndarray) -> bytes:
 
 def test_horizontal_flip_negates_the_x_flow_of_a_training_stack():
     """ego-rnn's RandomHorizontalFlip mirrors every flow image and inverts the x flow (v -> 255 - v), i.e.
-    negates horizontal motion about 127.5; the y flow is only mirrored (reference 4.2)."""
+    negates horizontal motion about 127.5; the y flow is only mirrored (docs/differences.md §4.2)."""
     from lsta_jax.data import pipeline as P
     from lsta_jax.data import transforms as T
 

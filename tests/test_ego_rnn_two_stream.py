@@ -1,5 +1,6 @@
-"""ego-rnn's joint two-stream model (kind `egornn_two_stream`, reference 4.4) vs our torch transcription;
-strict conversion; ego-rnn's BatchNorm protocol (only the flow layer4 in training mode); late fusion."""
+"""ego-rnn's joint two-stream model (kind `egornn_two_stream`, docs/differences.md §4.4) vs our torch
+transcription; strict conversion; ego-rnn's BatchNorm protocol (only the flow layer4 in training mode); late
+fusion."""
 
 from __future__ import annotations
 

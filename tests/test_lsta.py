@@ -1,4 +1,4 @@
-"""The LSTA RGB classifier (reference 2.1): composition, shapes, modes, variants; torch parity.
+"""The LSTA RGB classifier (docs/differences.md §2.1): composition, shapes, modes, variants; torch parity.
 
 Parity with the torch reference at full size (ResNet-34, 224x224, small T) is at the end of this file;
 everything else uses a small backbone to stay fast.
@@ -78,7 +78,8 @@ def test_outputs_shapes_and_attention_is_a_distribution(small):
 
 
 def test_scanned_model_equals_an_explicit_per_frame_composition(small):
-    """Backbone per frame -> ς -> cell step by step in a Python loop -> mean(c_T) -> fc (reference 2.1)."""
+    """Backbone per frame -> ς -> cell step by step in a Python loop -> mean(c_T) -> fc (docs/differences.md
+    §2.1)."""
     model, variables, clip = small
     with jax.default_matmul_precision("highest"):
         out = model(variables, clip, return_selections=True, return_frame_features=True)
@@ -115,7 +116,8 @@ def test_scanned_model_equals_an_explicit_per_frame_composition(small):
 def test_train_mode_only_makes_dropout_stochastic(small):
     model, variables, clip = small
     eval_out = model(variables, clip)
-    # No `mutable=['batch_stats']` needed: BatchNorm stays in inference mode with train=True (reference 5).
+    # No `mutable=['batch_stats']` needed: BatchNorm stays in inference mode with train=True
+    # (docs/differences.md §5).
     a = model(variables, clip, train=True, rngs={"dropout": jax.random.key(1)})
     b = model(variables, clip, train=True, rngs={"dropout": jax.random.key(2)})
     np.testing.assert_allclose(a["features"], eval_out["features"], rtol=1e-6)
@@ -187,7 +189,8 @@ def test_no_bias_control_equals_lsta_with_a_zero_coupling(small):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Parity with the PyTorch reference (reference 2.1-2.5) at full size: ResNet-34, 224x224, T=2, float32.
+# Parity with the PyTorch reference (docs/differences.md §2.1-2.5) at full size: ResNet-34, 224x224, T=2,
+# float32.
 
 torch = pytest.importorskip("torch")
 
@@ -295,7 +298,8 @@ def test_gradient_parity_for_the_stage1_parameters(parity):
         for name in target.path:
             ours = ours[name]
         ours = np.asarray(ours)
-        if g32[key] is None:  # coupling_fc: no gradient in the reference, zero in JAX (reference 2.4)
+        # coupling_fc: no gradient in the reference, zero in JAX (docs/differences.md §2.4)
+        if g32[key] is None:
             assert key == "lsta_cell.coupling_fc.weight"
             np.testing.assert_array_equal(ours, 0.0)
             continue

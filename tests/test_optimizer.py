@@ -1,4 +1,5 @@
-"""The reference optimiser (reference section 5): PyTorch 0.3.1 Adam, coupled L2, MultiStepLR, stage masks."""
+"""The reference optimiser (docs/differences.md §5): PyTorch 0.3.1 Adam, coupled L2, MultiStepLR, stage
+masks."""
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +53,7 @@ def test_reference_adam_equals_the_pytorch_031_rule_over_several_steps():
 
 
 def test_multistep_lr_matches_the_031_epoch_table():
-    # Stage 1 (reference section 5): e 0-24: 1e-3, 25-74: 1e-4, 75-149: 1e-5, 150-199: 1e-6.
+    # Stage 1 (docs/differences.md §5): e 0-24: 1e-3, 25-74: 1e-4, 75-149: 1e-5, 150-199: 1e-6.
     steps_per_epoch = 4
     schedule = opt.multistep_lr(1e-3, [25, 75, 150], 0.1, steps_per_epoch)
     for epoch, want in [

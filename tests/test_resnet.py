@@ -1,4 +1,4 @@
-"""ResNet-34 parity with the plain-torch, torchvision-named reference (reference section 3).
+"""ResNet-34 parity with the plain-torch, torchvision-named reference (docs/differences.md §3).
 
 Random weights with non-trivial BN statistics, converted by `lsta_jax.convert.resnet`; float32 with matmul
 precision 'highest'; parity measure max|a - b| / max|b| (printed; run with -s to see the numbers).

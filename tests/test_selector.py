@@ -1,4 +1,5 @@
-"""The ς selectors (paper eqs. 3, 9, 12-13; reference 2.1, 2.3-2.4) against hand-computed small examples."""
+"""The ς selectors (paper eqs. 3, 9, 12-13; docs/differences.md §2.1, §2.3-2.4) against hand-computed small
+examples."""
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +75,8 @@ def test_output_pooling_gradients_scatter_into_the_selected_row_and_skip_the_cou
     assert idx.tolist() == [2]
     # d/dW_c[c2][k] = Σ_positions memory[k] = (1 + 3, 0 + 2); the other rows get nothing.
     np.testing.assert_allclose(g_kernel, [[0.0, 0.0, 4.0], [0.0, 0.0, 2.0]])
-    np.testing.assert_allclose(g_coupling, 0.0)  # coupling_fc is never trained (reference 2.4 item 5)
+    # coupling_fc is never trained (docs/differences.md §2.4 item 5)
+    np.testing.assert_allclose(g_coupling, 0.0)
     # d/dmemory = W_c[c2] = (1, 1) at every position (no gradient through the scores).
     np.testing.assert_allclose(g_memory, np.ones((1, 1, 2, 2)))
 

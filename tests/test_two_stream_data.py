@@ -58,7 +58,8 @@ def test_train_example_shares_the_draw_and_starts_the_stack_at_random(seed):
     out = train_example(element(), rng, g)
     assert out["clip"].shape == (10, 16, 16, 3) and out["flow"].shape == (16, 16, 10)
     assert out["label"] == 3
-    # replay the draw: flip/scale/position first, then the stack start s ~ randint(1, N - 5) (reference 4.2)
+    # replay the draw: flip/scale/position first, then the stack start s ~ randint(1, N - 5)
+    # (docs/differences.md §4.2)
     replay = np.random.default_rng(seed)
     draw = T.draw_train_params(replay)
     start = T.flow_train_start(9, replay)

@@ -37,7 +37,7 @@ import numpy as np
 from lsta_jax import cli
 from lsta_jax.attention_scores import BASELINE_LABELS, SCORES
 
-PAPER = {  # GTEA61 fixed split, paper Table 1 (reference section 8); ego-rnn: the paper's Table 2 row
+PAPER = {  # GTEA61 fixed split, paper Table 1 (docs/differences.md §8); ego-rnn: the paper's Table 2 row
     "convlstm": 51.72,
     "output_pooling": 62.07,
     "attention_pooling": 66.38,

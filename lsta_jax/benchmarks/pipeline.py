@@ -77,7 +77,7 @@ def write_gtea_frames(root: Path, num_clips: int, frames_per_clip: int, seed: in
 
 
 def authors_clip(files: list[Path], rng: np.random.Generator, num_frames: int, crop: int) -> np.ndarray:
-    """The authors' training transform of one clip (reference 5), written out: frames
+    """The authors' training transform of one clip (docs/differences.md §5), written out: frames
     floor(linspace(1, N, T)); per frame Scale(256) -> flip (one draw per clip) -> MultiScaleCornerCrop
     (their 'tr'/'bl' boxes) -> resize to `crop` -> ToTensor (C, H, W) / 255 -> Normalize.
     Returns float32 (T, 3, crop, crop)."""

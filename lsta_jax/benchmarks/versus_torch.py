@@ -315,7 +315,7 @@ class Bench:
         if len(params) != len(trained):
             raise RuntimeError(f"torch trains {len(params)} tensors but the {stage} mask {len(trained)}")
         adam = torch.optim.Adam(params, lr=1e-3, weight_decay=5e-4, eps=1e-4)
-        model.eval()  # BatchNorm on running statistics (reference section 5) ...
+        model.eval()  # BatchNorm on running statistics (docs/differences.md §5) ...
         model.dropout.train()  # ... and the classifier's dropout active
 
         def step(clip: Any, label: Any) -> Any:

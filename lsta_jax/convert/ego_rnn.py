@@ -1,4 +1,4 @@
-"""ego-rnn RGB state dicts (reference 4.5, 7) -> Flax variables of kind `convlstm_rgb`.
+"""ego-rnn RGB state dicts (docs/differences.md §4.5, §7) -> Flax variables of kind `convlstm_rgb`.
 
 Keys: `resNet.*` (torchvision ResNet-34 names), `weight_softmax` (the same tensor as `resNet.fc.weight`),
 `lstm_cell.conv_{i,f,c,o}_xx.{weight,bias}`, `lstm_cell.conv_{i,f,c,o}_hh.weight`, `fc.*` and possibly the

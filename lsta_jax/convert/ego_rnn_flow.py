@@ -1,4 +1,5 @@
-"""ego-rnn flow-network state dicts (`flow_resnet34`, reference 4.2) -> Flax variables of kind `egornn_flow`.
+"""ego-rnn flow-network state dicts (`flow_resnet34`, docs/differences.md §4.2) -> Flax variables of kind
+`egornn_flow`.
 
     python -m lsta_jax.convert --kind egornn_flow --torch-checkpoint model_flow_state_dict.pth --output DIR
 
@@ -77,11 +78,12 @@ def export_state_dict(config: Mapping[str, Any], variables: Any) -> dict[str, np
 
 
 def flow_init_from_resnet(variables: Mapping[str, Any], resnet: Mapping[str, Any]) -> dict[str, Any]:
-    """ego-rnn's `flow_resnet34(pretrained=True)` initialisation (`change_key_names`, reference 4.2) on Flax
-    variables: every backbone leaf of a flow network's `variables` (top-level `conv1`, `bn1`, `layer*`) taken
-    from a ResNet's `resnet` variables (e.g. the converted ImageNet ResNet-34), its `fc` dropped, conv1 by the
-    cross-modality rule (`flow_conv1_from_rgb`) when the channel counts differ; the flow head (`fc_action`)
-    keeps its fresh initialisation. Returns new nested dicts (the inputs are not modified)."""
+    """ego-rnn's `flow_resnet34(pretrained=True)` initialisation (`change_key_names`, docs/differences.md
+    §4.2) on Flax variables: every backbone leaf of a flow network's `variables` (top-level `conv1`, `bn1`,
+    `layer*`) taken from a ResNet's `resnet` variables (e.g. the converted ImageNet ResNet-34), its `fc`
+    dropped, conv1 by the cross-modality rule (`flow_conv1_from_rgb`) when the channel counts differ; the flow
+    head (`fc_action`) keeps its fresh initialisation. Returns new nested dicts (the inputs are not
+    modified)."""
     from lsta_jax.convert.resnet import flow_conv1_from_rgb
 
     out = {collection: dict(tree) for collection, tree in variables.items()}

@@ -1,4 +1,5 @@
-"""ego-rnn joint two-stream state dicts (`twoStreamAttentionModel`, reference 4.4) -> `egornn_two_stream`.
+"""ego-rnn joint two-stream state dicts (`twoStreamAttentionModel`, docs/differences.md §4.4) ->
+`egornn_two_stream`.
 
     python -m lsta_jax.convert --kind egornn_two_stream --torch-checkpoint model_twoStream_state_dict.pth \\
         --output DIR

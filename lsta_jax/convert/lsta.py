@@ -2,7 +2,7 @@
 
     python -m lsta_jax.convert --kind lsta_rgb --torch-checkpoint best_checkpoint_stage2.pth.tar --output DIR
 
-Input (reference sections 2.5 and 7): what the authors' `main_rgb.py` saves, `{'epoch', 'model_state_dict',
+Input (docs/differences.md §2.5 and §7): what the authors' `main_rgb.py` saves, `{'epoch', 'model_state_dict',
 'optimizer_state_dict', 'best_acc'}` (legacy PyTorch 0.3 serialisation, tensors saved from GPU), or a bare
 state dict; reading, unwrapping and dropping `num_batches_tracked` is `torch_io`'s job. Keys: `resNet.*`
 (torchvision ResNet-34 names, 182 keys), `lsta_cell.*` (26), `fc.weight`, `fc.bias` and their duplicates
@@ -13,9 +13,9 @@ from the shapes: M from `fc.weight`, C_o from `lsta_cell.c_classifier.weight`, t
 Accounting is strict (`mapping.fill_variables`): every torch key consumed, every Flax leaf filled, shapes
 equal, else a `ConversionError` listing the missing, unexpected and mismatched names. `fc.*` is read;
 `classifier.1.*` must hold the same values (in a real state dict they are one tensor) and is then dropped;
-a file that has only `classifier.1.*` is read from it (on load PyTorch keeps the later key, reference 2.5).
-Mapping: a rename plus conv OIHW -> HWIO and Linear (out, in) -> Dense (in, out); the output-gate naming
-swap (reference 2.2) needs nothing special since names map one to one.
+a file that has only `classifier.1.*` is read from it (on load PyTorch keeps the later key,
+docs/differences.md §2.5). Mapping: a rename plus conv OIHW -> HWIO and Linear (out, in) -> Dense (in, out);
+the output-gate naming swap (docs/differences.md §2.2) needs nothing special since names map one to one.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def merge_duplicates(
     state_dict: Mapping[str, np.ndarray], duplicates: Mapping[str, str] = DUPLICATES
 ) -> dict[str, np.ndarray]:
     """Fold each `duplicates` key (default `classifier.1.*`) into the key it duplicates (default `fc.*`,
-    reference 2.5); both present must be equal."""
+    docs/differences.md §2.5); both present must be equal."""
     merged = dict(state_dict)
     for duplicate, main in duplicates.items():
         if duplicate not in merged:

@@ -7,8 +7,8 @@ their name map from small helpers (`conv_entries`, `batch_norm_entries`, `dense_
 shape, or raises one `ConversionError` listing all problems. `export_state_dict` runs the same map backwards
 (Flax -> torch layout) so tests can check exact round trips.
 
-Layouts (reference 2.5): conv OIHW -> HWIO `transpose(2, 3, 1, 0)`; Linear weight (out, in) -> Dense
-kernel (in, out); BatchNorm weight -> params `scale`, bias -> params `bias`, running_mean -> batch_stats
+Layouts (docs/differences.md §2.5): conv OIHW -> HWIO `transpose(2, 3, 1, 0)`; Linear weight (out, in) ->
+Dense kernel (in, out); BatchNorm weight -> params `scale`, bias -> params `bias`, running_mean -> batch_stats
 `mean`, running_var -> batch_stats `var`. No kernel flipping: both frameworks compute cross-correlation.
 """
 

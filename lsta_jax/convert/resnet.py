@@ -1,6 +1,6 @@
 """torchvision ResNet state dicts -> Flax `ResNet` variables (kind `resnet34`), and the flow conv1 init.
 
-Names (reference section 3): `conv1`, `bn1`, `layer{i}.{j}.{conv1,bn1,conv2,bn2}`,
+Names (docs/differences.md §3): `conv1`, `bn1`, `layer{i}.{j}.{conv1,bn1,conv2,bn2}`,
 `layer{i}.0.downsample.{0,1}` and `fc` map to the Flax modules `conv1`, `bn1`,
 `layer{i}_{j}/{conv1,bn1,conv2,bn2,downsample_0,downsample_1}` and `fc`: a rename plus the layout
 transforms of `lsta_jax.convert.mapping`. The LSTA converter reuses `resnet_name_map` for its `resNet.*`
@@ -154,7 +154,8 @@ def export_state_dict(config: Mapping[str, Any], variables: Any) -> dict[str, np
 def flow_conv1_from_rgb(
     rgb_conv1_weight: np.ndarray, in_channels: int = 10, layout: str = "OIHW"
 ) -> np.ndarray:
-    """Cross-modality initialisation of a flow network's conv1 from an RGB one (reference 4.2, ego-rnn).
+    """Cross-modality initialisation of a flow network's conv1 from an RGB one (docs/differences.md §4.2,
+    ego-rnn).
 
     The RGB kernel is averaged over its 3 input channels and the mean is replicated `in_channels` times
     (10 = 5 stacked x/y flow frames), with no rescaling: w_flow[o, c] = (1/3) sum_k w_rgb[o, k] for every c.
@@ -176,7 +177,8 @@ def flow_conv1_from_rgb(
 def flow_state_dict_from_rgb(
     rgb_state_dict: Mapping[str, np.ndarray], in_channels: int = 10, keep_fc: bool = False
 ) -> dict[str, np.ndarray]:
-    """An RGB torchvision ResNet state dict turned into the initial state of a flow network (reference 4.2).
+    """An RGB torchvision ResNet state dict turned into the initial state of a flow network
+    (docs/differences.md §4.2).
 
     `conv1.weight` becomes `flow_conv1_from_rgb(conv1.weight, in_channels)`; every other tensor is copied; the
     ImageNet `fc.*` is dropped unless `keep_fc` (ego-rnn drops it and trains a new action head). Feed the

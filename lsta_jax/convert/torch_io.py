@@ -1,6 +1,6 @@
 """Read PyTorch checkpoint files into plain `{name: numpy array}` state dicts (needs the `torch` extra).
 
-Accepted (reference section 7): zip (torch >= 1.6) and legacy (`_use_new_zipfile_serialization=False`,
+Accepted (docs/differences.md §7): zip (torch >= 1.6) and legacy (`_use_new_zipfile_serialization=False`,
 PyTorch 0.3-era) files; tensors saved from GPU (loaded with `map_location='cpu'`); a bare state dict or one
 wrapped as `{'state_dict': ...}` or `{'model_state_dict': ...}` (the authors' training files are
 `{'epoch', 'model_state_dict', 'optimizer_state_dict', 'best_acc'}`); `module.` prefixes (DataParallel)

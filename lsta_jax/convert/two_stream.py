@@ -1,8 +1,8 @@
 """Name maps of the LSTA motion stream (`lsta_flow`) and the cross-modal two-stream model (`lsta_two_stream`).
 
-The authors never released these models (reference 4.1), so there is no checkpoint format to convert; these
-maps tie the Flax trees to our PyTorch references (`lsta_jax.reference.torch_two_stream`), whose state-dict
-keys are the Flax paths with '.', for the parity tests and for exporting weights to PyTorch:
+The authors never released these models (docs/differences.md §4.1), so there is no checkpoint format to
+convert; these maps tie the Flax trees to our PyTorch references (`lsta_jax.reference.torch_two_stream`),
+whose state-dict keys are the Flax paths with '.', for the parity tests and for exporting weights to PyTorch:
   `lsta_flow`       `resNet.*` (an `egornn_flow` state dict under `resNet.`, `fc_action` included), `fc.*`
   `lsta_two_stream` `frameModel.*` (an `lsta_rgb` map), `flowModel.*` (an `lsta_flow` map),
                     `conv_x_flow_{i,f,c}.*`, `rgb_summary.*` (Conv3d), `conv_x_rgb_{i,f,c,o}.*`,

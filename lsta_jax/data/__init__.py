@@ -2,7 +2,8 @@
 
 Public interface (others code against these):
 - `load_clip(source, num_frames=25, size=224, resize_shorter=256, min_frames=5) -> np.ndarray` float32
-  (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (reference 5).
+  (T, size, size, 3): the reference's eval preprocessing of a frames folder or a video (docs/differences.md
+  §5).
 - Builders, registered with tfds: `gtea61`, `gtea71` (configs split1..split4), `egtea_gaze_plus` (split1..3),
   `epic_kitchens55`, `epic_kitchens100` (splits train/validation/test, record names = narration ids),
   `synthetic_ego` (configs 'default', 'tiny', or any `SyntheticOptions`; records carry per-frame `boxes`

@@ -14,8 +14,8 @@ files already at that size keep their original bytes; resized frames are encoded
 the stored pixels are the reference's `Scale(256)` pixels exactly) or as JPEG quality 95
 (`frame_encoding='jpeg'`: the configs named `<config>_jpeg` of every frame-folder builder, e.g.
 `gtea61/split2_jpeg`; smaller files that decode several times faster, not bit-exact: docs/input-pipeline.md
-has the measured speed and the pixel error). Clips with fewer than 5 frames (reference
-5) and clips with an unreadable frame are skipped, each logged, with a summary count per split.
+has the measured speed and the pixel error). Clips with fewer than 5 frames (docs/differences.md
+§5) and clips with an unreadable frame are skipped, each logged, with a summary count per split.
 Examples are written in generation order (`disable_shuffling`), i.e. the reference's list order.
 """
 

@@ -118,7 +118,8 @@ def _check_count(source: Path, count: int, min_frames: int) -> None:
 
 
 def sampled_frames(source: str | Path, num_frames: int, min_frames: int = T.MIN_FRAMES) -> list[Image.Image]:
-    """The `num_frames` RGB frames floor(linspace(1, N, T)) of a frames folder or a video (reference 5)."""
+    """The `num_frames` RGB frames floor(linspace(1, N, T)) of a frames folder or a video (docs/differences.md
+    §5)."""
     source = Path(source)
     if source.is_dir():
         files = list_frames(source)
@@ -144,7 +145,8 @@ def load_clip(
     resize_shorter: int = 256,
     min_frames: int = T.MIN_FRAMES,
 ) -> np.ndarray:
-    """The reference's evaluation preprocessing of one clip -> float32 (T, size, size, 3) (reference 5).
+    """The reference's evaluation preprocessing of one clip -> float32 (T, size, size, 3) (docs/differences.md
+    §5).
 
     `source` is a frames folder (`image_%05d.jpg` numbered from 1, or any naturally sorted images) or a
     video file (decoded with PyAV). Frames floor(linspace(1, N, T)) (N < T repeats frames) -> `Scale`
@@ -158,7 +160,7 @@ def load_clip(
 
 
 def flow_dirs_for(source: str | Path, flow_root: str | Path | None = None) -> tuple[Path, Path]:
-    """The `flow_x` and `flow_y` folders of an RGB input, in the authors' layout (reference 6).
+    """The `flow_x` and `flow_y` folders of an RGB input, in the authors' layout (docs/differences.md §6).
 
     With `flow_root`: FLOW_ROOT/flow_x/<name> and FLOW_ROOT/flow_y/<name>, <name> the input's folder name or
     video stem. Without: the input's path with its last `frames` component replaced by `flow_x` / `flow_y`
@@ -197,8 +199,8 @@ def load_flow_stacks(
 ) -> np.ndarray:
     """The evaluation flow input of one clip: `segments` stacks (S, size, size, 2 * stack) at ego-rnn's
     late-fusion starts (`transforms.flow_segment_starts`), each `Scale` -> `CenterCrop` -> interleaved x/y ->
-    flow normalisation, as the eval pipeline's `flow_segments` (reference 4.2, 4.4). `source` is the RGB
-    input; its flow folders come from `flow_dirs_for`."""
+    flow normalisation, as the eval pipeline's `flow_segments` (docs/differences.md §4.2, §4.4). `source` is
+    the RGB input; its flow folders come from `flow_dirs_for`."""
     xs, ys = _flow_files(source, flow_root)
     starts = [int(s) for s in T.flow_segment_starts(len(xs), segments, stack)]
     return np.stack([_eval_stack(xs, ys, s, stack, size, resize_shorter) for s in starts])
@@ -231,9 +233,10 @@ def load_centre_flow_stack(
     stack: int = T.FLOW_STACK,
     flow_root: str | Path | None = None,
 ) -> tuple[np.ndarray, int]:
-    """The motion stream's evaluation input of one clip (paper 5.2, reference 4.2): the stack of `stack`
-    flow frames at the temporal centre, start s = ceil((N - stack) / 2), preprocessed as `load_flow_stacks`.
-    Returns ((size, size, 2 * stack), s); flow frame k lies between RGB frames k and k + 1."""
+    """The motion stream's evaluation input of one clip (paper 5.2, docs/differences.md §4.2): the stack of
+    `stack` flow frames at the temporal centre, start s = ceil((N - stack) / 2), preprocessed as
+    `load_flow_stacks`. Returns ((size, size, 2 * stack), s); flow frame k lies between RGB frames k and k +
+    1."""
     xs, ys = _flow_files(source, flow_root)
     start = T.flow_eval_start(len(xs), stack)
     return _eval_stack(xs, ys, start, stack, size, resize_shorter), start

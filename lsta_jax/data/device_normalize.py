@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from lsta_jax.data import transforms as T
 
-# model input name -> (mean, std) per channel of its uint8 pixels (reference 4.2: flow uses the mean of them)
+# model input name -> (mean, std) per channel of its uint8 pixels (docs/differences.md §4.2: flow uses the
+# mean of them)
 INPUT_STATS = {"clip": (T.IMAGENET_MEAN, T.IMAGENET_STD), "flow": ((T.FLOW_MEAN,), (T.FLOW_STD,))}
 
 

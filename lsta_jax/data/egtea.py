@@ -1,4 +1,4 @@
-"""EGTEA Gaze+ builder: the official split files and per-clip frame folders (reference section 6).
+"""EGTEA Gaze+ builder: the official split files and per-clip frame folders (docs/differences.md §6).
 
 manual_dir layout:
     train_split{1,2,3}.txt, test_split{1,2,3}.txt   lines `<clip_name> <action> <verb> <noun>`, 1-based ids

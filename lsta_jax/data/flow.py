@@ -1,7 +1,7 @@
 """TV-L1 optical flow in memory, and its 8-bit storage as the authors' flow images.
 
-The authors' GTEA flow is TV-L1 flow saved by the dense_flow tools (reference section 6): one grayscale JPEG
-per component and frame pair. This module computes the same thing without files:
+The authors' GTEA flow is TV-L1 flow saved by the dense_flow tools (docs/differences.md §6): one grayscale
+JPEG per component and frame pair. This module computes the same thing without files:
 
 - `tvl1_flow(frames)`: (T, H, W, 3) uint8 RGB (or (T, H, W) gray) -> (T - 1, H, W, 2) float32, the flow from
   frame t to frame t + 1 by OpenCV's Dual TV-L1 (`cv2.optflow.DualTVL1OpticalFlow_create()`, default
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-DEFAULT_BOUND = 20.0  # px; the bound dense_flow's build_of.py passes (reference section 6)
+DEFAULT_BOUND = 20.0  # px; the bound dense_flow's build_of.py passes (docs/differences.md §6)
 JPEG_QUALITY = 95  # OpenCV's default JPEG quality, what dense_flow's imencode writes
 
 

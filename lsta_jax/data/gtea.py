@@ -1,4 +1,4 @@
-"""GTEA 61 and GTEA 71 builders: the authors' frame layout, subject-wise splits (reference section 6).
+"""GTEA 61 and GTEA 71 builders: the authors' frame layout, subject-wise splits (docs/differences.md §6).
 
 manual_dir layout (the authors' GTEA61 archive, ego-rnn#4):
     frames/S{1,2,3,4}/<class_name>/<instance>/image_%05d.jpg      RGB frames numbered from 1

@@ -3,11 +3,11 @@
 Train (`make_train_loader`): an infinite `grain.DataLoader`; `grain.samplers.IndexSampler` gives this process
 the contiguous shard `process_index` of `process_count` (`jax.process_index/count` unless overridden) and,
 with `shuffle=True` (default), a new seeded permutation of the shard every epoch. `shuffle=False` keeps the
-builder's order, i.e. the reference's unshuffled training DataLoader (reference 5). Every clip gets ONE random
-draw (flip, corner-crop scale and position, flow stack start) from grain's per-record generator, derived from
-`seed` and the record's position in the stream, so the iterator resumes exactly from `get_state()`.
-Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or `flow` (b, crop, crop, 2L)
-for a flow stack, both `clip` and `flow` with modality 'rgb+flow' (two-stream models); with
+builder's order, i.e. the reference's unshuffled training DataLoader (docs/differences.md §5). Every clip gets
+ONE random draw (flip, corner-crop scale and position, flow stack start) from grain's per-record generator,
+derived from `seed` and the record's position in the stream, so the iterator resumes exactly from
+`get_state()`. Batches are dicts of numpy arrays: `clip` float32 (b, T, crop, crop, 3) for RGB or `flow` (b,
+crop, crop, 2L) for a flow stack, both `clip` and `flow` with modality 'rgb+flow' (two-stream models); with
 `normalize_on_host=False` they are the uint8 pixels instead (a quarter of the bytes through host memory and
 to the device), normalised on the device by `lsta_jax.data.device_normalize.normalize_inputs` inside the
 jitted step,
@@ -122,7 +122,7 @@ def _eval_rgb(element: dict[str, Any], g: ClipGeometry) -> np.ndarray:
 def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, g: ClipGeometry) -> dict:
     """`clip` (T, crop, crop, 3) and `flow` (crop, crop, 2L) of one clip with ONE augmentation draw (flip,
     corner-crop scale and position) for both streams, so the flow stack lines up with the frames; the stack
-    starts at ego-rnn's random training start (reference 4.2)."""
+    starts at ego-rnn's random training start (docs/differences.md §4.2)."""
     draw = T.draw_train_params(rng)
     start = T.flow_train_start(len(element["flow_x"]), rng, g.flow_stack)
     flow = _train_flow_stack(element, start, draw, g)
@@ -130,7 +130,8 @@ def two_stream_train_example(element: dict[str, Any], rng: np.random.Generator, 
 
 
 def two_stream_eval_example(element: dict[str, Any], g: ClipGeometry) -> dict:
-    """Centre-cropped `clip` and `flow`, the stack at the temporal centre (reference 4.2; paper 5.2)."""
+    """Centre-cropped `clip` and `flow`, the stack at the temporal centre (docs/differences.md §4.2; paper
+    5.2)."""
     start = T.flow_eval_start(len(element["flow_x"]), g.flow_stack)
     flow = _eval_flow_stack(element, start, g)
     return {**_output(element, _eval_rgb(element, g), g), "flow": flow, **_eval_boxes(element, g)}
@@ -174,7 +175,8 @@ def _eval_flow_stack(element: dict[str, Any], start: int, g: ClipGeometry) -> np
 
 
 def eval_example(element: dict[str, Any], geometry: ClipGeometry) -> dict:
-    """One evaluation example: centre crop; a flow stack at the temporal centre (reference 4.2, 5)."""
+    """One evaluation example: centre crop; a flow stack at the temporal centre (docs/differences.md §4.2,
+    §5)."""
     g = geometry
     if g.modality == "rgb+flow":
         return two_stream_eval_example(element, g)

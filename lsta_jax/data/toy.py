@@ -44,7 +44,8 @@ def toy_clips(
     return normalize_rgb(frames), labels
 
 
-# dense_flow's quantisation bound (reference 6): a flow value f is stored as round(255 (f + b) / (2 b)).
+# dense_flow's quantisation bound (docs/differences.md §6): a flow value f is stored as round(255 (f + b) / (2
+# b)).
 TOY_FLOW_BOUND = 20.0
 
 

@@ -1,4 +1,5 @@
-"""The reference's frame sampling and spatial transforms, one function per rule (reference sections 4.2, 5).
+"""The reference's frame sampling and spatial transforms, one function per rule (docs/differences.md §4.2,
+§5).
 
 Everything works on PIL images so resizing is PIL's (antialiased) bilinear filter, exactly as the authors'
 `spatial_transforms.py`; crops and flips are plain pixel copies. The order of the training transform is the
@@ -16,16 +17,17 @@ from PIL import Image, ImageOps
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FLOW_MEAN = 0.449  # mean of the ImageNet means (reference 4.2, `Normalize(..., flow=True)`)
+FLOW_MEAN = 0.449  # mean of the ImageNet means (docs/differences.md §4.2, `Normalize(..., flow=True)`)
 FLOW_STD = 0.226  # mean of the ImageNet stds
-CORNER_CROP_SCALES = (1.0, 0.875, 0.75, 0.65625)  # TSN multi-scale corner crop (reference 5)
+CORNER_CROP_SCALES = (1.0, 0.875, 0.75, 0.65625)  # TSN multi-scale corner crop (docs/differences.md §5)
 CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")
-FLOW_STACK = 5  # flow frames per stack (reference 4.2)
-MIN_FRAMES = 5  # videos with fewer frames are dropped by the reference's split builders (reference 5)
+FLOW_STACK = 5  # flow frames per stack (docs/differences.md §4.2)
+# videos with fewer frames are dropped by the reference's split builders (docs/differences.md §5)
+MIN_FRAMES = 5
 
 
 def sample_indices(num_available: int, num_frames: int) -> np.ndarray:
-    """1-based frame numbers floor(linspace(1, N, T)) (reference 5); repeats frames when N < T."""
+    """1-based frame numbers floor(linspace(1, N, T)) (docs/differences.md §5); repeats frames when N < T."""
     if num_available < 1:
         raise ValueError(f"cannot sample {num_frames} frames from a clip with {num_available} frames")
     return np.floor(np.linspace(1, num_available, num_frames, endpoint=True)).astype(np.int64)
@@ -54,7 +56,7 @@ def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, 
 
 
 def corner_crop_box(width: int, height: int, scale_factor: float, position: str) -> tuple[int, int, int, int]:
-    """`MultiScaleCornerCrop` box for one scale and position (reference 5), quirks included.
+    """`MultiScaleCornerCrop` box for one scale and position (docs/differences.md §5), quirks included.
 
     side s = int(min(w, h) * scale); 'c' is centred at (w // 2, h // 2) with half side s // 2; 'tl' and 'br'
     are the exact corners; 'tr' is (w - s, 1, w, s) and 'bl' is (1, h - s, s, h): one pixel short.
@@ -105,7 +107,7 @@ def train_transform(
 
 
 def eval_transform(image: Image.Image, crop_size: int, resize_shorter: int) -> Image.Image:
-    """Scale -> CenterCrop (reference 5, test transform)."""
+    """Scale -> CenterCrop (docs/differences.md §5, test transform)."""
     image = scale(image, resize_shorter)
     return image.crop(center_crop_box(*image.size, crop_size))
 
@@ -130,35 +132,38 @@ def normalize_rgb(frames: np.ndarray) -> np.ndarray:
 
 
 def normalize_flow(frames: np.ndarray) -> np.ndarray:
-    """uint8 flow images -> float32 (x / 255 - 0.449) / 0.226 on every channel (reference 4.2)."""
+    """uint8 flow images -> float32 (x / 255 - 0.449) / 0.226 on every channel (docs/differences.md §4.2)."""
     x = np.asarray(frames).astype(np.float32) / np.float32(255.0)
     return (x - np.float32(FLOW_MEAN)) / np.float32(FLOW_STD)
 
 
 def flow_train_start(num_flow: int, rng: np.random.Generator, stack: int = FLOW_STACK) -> int:
-    """Training stack start s ~ randint(1, N - stack) inclusive (reference 4.2); frames s .. s + stack - 1."""
+    """Training stack start s ~ randint(1, N - stack) inclusive (docs/differences.md §4.2); frames s .. s +
+    stack - 1."""
     if num_flow < stack + 1:
         raise ValueError(f"a flow stack of {stack} needs at least {stack + 1} flow frames, got {num_flow}")
     return int(rng.integers(1, num_flow - stack + 1))
 
 
 def flow_eval_start(num_flow: int, stack: int = FLOW_STACK) -> int:
-    """Evaluation stack start s = ceil((N - stack) / 2), the temporal centre (reference 4.2)."""
+    """Evaluation stack start s = ceil((N - stack) / 2), the temporal centre (docs/differences.md §4.2)."""
     if num_flow < stack + 1:
         raise ValueError(f"a flow stack of {stack} needs at least {stack + 1} flow frames, got {num_flow}")
     return int(math.ceil((num_flow - stack) / 2))
 
 
 def interleave_flow(x_frames: list[np.ndarray], y_frames: list[np.ndarray]) -> np.ndarray:
-    """(H, W) x and y flow images -> (H, W, 2L) with channels [x_1, y_1, ..., x_L, y_L] (reference 4.2)."""
+    """(H, W) x and y flow images -> (H, W, 2L) with channels [x_1, y_1, ..., x_L, y_L] (docs/differences.md
+    §4.2)."""
     channels = [c for pair in zip(x_frames, y_frames, strict=True) for c in pair]
     return np.stack(channels, axis=-1)
 
 
 def flow_segment_starts(num_flow: int, segments: int, stack: int = FLOW_STACK) -> np.ndarray:
-    """Starts of the `segments` flow stacks of ego-rnn's late fusion (`makeDatasetTwoStream`, reference 4.4):
-    int(linspace(1, N - stack, segments)) with the endpoint, 1-based; all 1 when N <= stack. Stack s covers
-    frames start_s .. start_s + stack - 1 (so the last one ends at frame N - 1, as in ego-rnn)."""
+    """Starts of the `segments` flow stacks of ego-rnn's late fusion (`makeDatasetTwoStream`,
+    docs/differences.md §4.4): int(linspace(1, N - stack, segments)) with the endpoint, 1-based; all 1 when N
+    <= stack. Stack s covers frames start_s .. start_s + stack - 1 (so the last one ends at frame N - 1, as in
+    ego-rnn)."""
     if segments < 1:
         raise ValueError(f"segments must be >= 1, got {segments}")
     if num_flow < stack:

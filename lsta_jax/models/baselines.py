@@ -4,7 +4,8 @@ eleGAtt (Zhang, Lan, Xing, Zeng, Xue, Zheng, "Adding Attentiveness to the Neuron
 Networks", ECCV 2018) puts an element-wise attention gate on the INPUT of any RNN: from the current input and
 the previous hidden state it computes one weight per input dimension and the RNN sees the re-weighted input.
 The LSTA paper reports it with ResNet-34 features (Table 3: 59.48 GTEA61*, 66.77 GTEA61, 60.83 GTEA71,
-57.01 EGTEA); no code of that run exists (reference section 8 only lists the numbers), so the setting here is:
+57.01 EGTEA); no code of that run exists (docs/differences.md §8 only lists the numbers), so the setting here
+is:
 
     x_t  = ε(f_BN_t)                                   pooled (spatial mean) BN'd layer4 feature of frame t,
                                                         (B, K): the backbone's own pooled feature, K = 512

@@ -1,13 +1,13 @@
 """One-step recurrent cells (plain linen modules, no time loop inside; `lsta.py` scans them over time).
 
-`LSTACell` is one step of the authors' `MyConvLSTACell` (`shared/docs/reference-lsta.md` sections 2.2-2.4),
+`LSTACell` is one step of the authors' `MyConvLSTACell` (`docs/differences.md` §2.2-2.4),
 paper eqs. 4-10, in NHWC, with the authors' parameter names:
 
   attention recurrence   conv_{i,f,a,o}_s (1->1, 3x3, bias) on s_{t-1};
                          conv_{i,f,a,o}_cam (1->1, no bias) on ν_a
   memory recurrence      conv_{i,f,c}_x (K->K, bias) on the attended input; conv_{i,f,c}_c (no bias) on h
   output gate            conv_o_x (K->K, bias) on h_{t-1}  and  conv_o_c (K->K, no bias) on the pooled memory
-                         (the naming swap of reference 2.2: shapes do not reveal it)
+                         (the naming swap of docs/differences.md §2.2: shapes do not reveal it)
   output pooling         c_classifier (K x C_o, no bias), coupling_fc (K x C_o, no bias, "bias control")
 
 Switches remove the components of the paper's Table 1 ablation (see `lsta.py` for the variant names):
@@ -64,7 +64,7 @@ def gate_conv_implementation(name: str) -> Iterator[None]:
 
     A benchmarking hook (`benchmarks.versus_torch` measures the lever with it); it acts when a function is
     traced, so jit a fresh function inside the block (jit's cache does not see the switch). Measured on the
-    2-core CPU (README "Performance"): a stage-1 step at 25 frames 6.9 s with "xla" convolutions and the full
+    2-core CPU (docs/performance.md): a stage-1 step at 25 frames 6.9 s with "xla" convolutions and the full
     unroll, 5.7 s with "im2col" and the rolled loop.
     """
     if name not in GATE_CONV_IMPLEMENTATIONS:
@@ -167,7 +167,8 @@ def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
 
 
 class LSTACell(nn.Module):
-    """One LSTA step (reference 2.3; paper eqs. 4-10), with the authors' parameter names (reference 2.2).
+    """One LSTA step (docs/differences.md §2.3; paper eqs. 4-10), with the authors' parameter names
+    (docs/differences.md §2.2).
 
     Attributes:
       mem_size: K, channels of the input and of the memory (512 with ResNet-34).
@@ -176,12 +177,12 @@ class LSTACell(nn.Module):
       dtype: compute dtype of the convolutions; states, gates and selections stay float32.
 
     `__call__(carry, x, cam, gate_biases=None)`:
-      carry: ((a, s), (c, o)) from `initial_carry` (zeros, reference 2.4 item 9) or the previous step.
-      x: (B, H, W, K) input x_t; in LSTA the pre-BN conv5_3 feature (reference 2.1).
+      carry: ((a, s), (c, o)) from `initial_carry` (zeros, docs/differences.md §2.4 item 9) or the previous
+      step. x: (B, H, W, K) input x_t; in LSTA the pre-BN conv5_3 feature (docs/differences.md §2.1).
       cam: (B, H, W) attention pooling map ν_a_t (selector.attention_pooling); ignored without attention.
       gate_biases: optional additive pre-activation biases from another stream (cross-modal fusion,
         paper 5.3), keys `x_flow_i`, `x_flow_f`, `x_flow_c`, each broadcastable to (B, H, W, K). `x_flow_o`
-        is accepted and ignored, exactly as in the authors' cell (reference 2.4 item 7).
+        is accepted and ignored, exactly as in the authors' cell (docs/differences.md §2.4 item 7).
     Returns `(new_carry, outputs)`, outputs a dict:
       `attention` (B, H, W): u_t = softmax over positions of (s_t + ν_a) (eq. 6); uniform 1/(H*W) when the
         attention pooling is switched off (the input is then used unweighted).
@@ -206,7 +207,7 @@ class LSTACell(nn.Module):
 
     @staticmethod
     def initial_carry(batch: int, height: int, width: int, mem_size: int) -> LSTACarry:
-        """Zero states: (a, s) (B, H, W, 1), (c, o) (B, H, W, K) (reference 2.1 / 2.4 item 9)."""
+        """Zero states: (a, s) (B, H, W, 1), (c, o) (B, H, W, K) (docs/differences.md §2.1 / §2.4 item 9)."""
         att = jnp.zeros((batch, height, width, 1), jnp.float32)
         mem = jnp.zeros((batch, height, width, mem_size), jnp.float32)
         return (att, att), (mem, mem)
@@ -234,7 +235,7 @@ class LSTACell(nn.Module):
         if unknown:
             raise ValueError(f"unknown gate biases {sorted(unknown)}; expected x_flow_i, x_flow_f, x_flow_c")
 
-        # Attention recurrence, eqs. 4-6 (reference 2.3, first block).
+        # Attention recurrence, eqs. 4-6 (docs/differences.md §2.3, first block).
         if self.attention_pooling:
             nu_a = cam.astype(jnp.float32)[..., None]
 
@@ -299,7 +300,8 @@ ConvLSTMCarry = tuple[Array, Array]
 
 
 class ConvLSTMCell(nn.Module):
-    """One step of ego-rnn's `MyConvLSTMCell` (reference 4.5), the recurrent unit of the ego-rnn baseline.
+    """One step of ego-rnn's `MyConvLSTMCell` (docs/differences.md §4.5), the recurrent unit of the ego-rnn
+    baseline.
 
     Parameter names are ego-rnn's: conv_{i,f,c,o}_xx (3x3, K_in -> K, with bias) on the input and
     conv_{i,f,c,o}_hh (3x3, K -> K, no bias) on h_{t-1}; xavier-normal weights, zero biases.

@@ -1,6 +1,6 @@
 """The ego-rnn RGB baseline (BMVC 2018; the paper's "ego-rnn" row, 63.79 on GTEA61*), kind `convlstm_rgb`.
 
-What ego-rnn's `objectAttentionModelConvLSTM.attentionModel` computes (`shared/docs/reference-lsta.md` 4.5):
+What ego-rnn's `objectAttentionModelConvLSTM.attentionModel` computes (`docs/differences.md` §4.5):
 per frame the same ResNet-34 outputs as LSTA (`lsta.frame_features_and_cam`: one backbone call over the
 B*T folded frames, BatchNorm in inference mode, CAM ν_a of the argmax ImageNet class on the BN'd `layer4`,
 without bias); then a NON-recurrent attention u_t = softmax over positions of ν_a, the attended pre-BN
@@ -11,9 +11,9 @@ Parameter tree: `resNet/...` (with `fc`), `lstm_cell/conv_{i,f,c,o}_{xx,hh}`, `f
 also carries `weight_softmax`, the same tensor as `resNet.fc.weight` (`lsta_jax.convert.ego_rnn`).
 
 `EgoRNNTwoStream` (kind `egornn_two_stream`, the paper's "ego-rnn" two-stream row, 77.59 on GTEA61*) is
-ego-rnn's joint `twoStreamAttentionModel` (reference 4.4): this RGB model as `frameModel`, the flow network
-(`lsta_jax.models.motion.FlowResNet`) as `flowModel`, and `fc2` on Dropout(0.5) of concat(flow feature,
-RGB feature).
+ego-rnn's joint `twoStreamAttentionModel` (docs/differences.md §4.4): this RGB model as `frameModel`, the flow
+network (`lsta_jax.models.motion.FlowResNet`) as `flowModel`, and `fc2` on Dropout(0.5) of concat(flow
+feature, RGB feature).
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def build_convlstm_rgb(**config: Any) -> EgoRNNClassifier:
 
 
 class EgoRNNTwoStream(nn.Module):
-    """ego-rnn's joint two-stream model (kind `egornn_two_stream`; reference 4.4, `twoStreamModel.py`).
+    """ego-rnn's joint two-stream model (kind `egornn_two_stream`; docs/differences.md §4.4,
+    `twoStreamModel.py`).
 
     logits = fc2(Dropout(0.5)(concat(x1_flow, feats_rgb))): x1_flow the flow network's pooled `layer4`
     (before its own dropout), feats_rgb the ConvLSTM feature of the RGB model (mean of c_T); the two streams'

@@ -2,7 +2,7 @@
 
 The paper trains LSTA on EPIC-KITCHENS "for multi-task classification with verb, noun and activity
 supervision" and uses "activity classifier activations to control the bias of verb and noun classifiers"; the
-authors released no EPIC code (reference section 6), so the form is ours. With the clip feature f (B, K)
+authors released no EPIC code (docs/differences.md §6), so the form is ours. With the clip feature f (B, K)
 (the spatial mean of the LSTA memory c_T, the input of the activity `fc`) and the activity logits z (B, M):
 
     verb_logits = fc_verb(dropout(f)) + β_verb(z)      fc_verb: Dense(K -> V) with bias
@@ -11,7 +11,7 @@ authors released no EPIC code (reference section 6), so the form is ours. With t
 where the controlled bias β(z) is, by `head_bias_control`:
   'logits'         β(z) = z W       W = `action_to_verb` / `action_to_noun` kernel (M, V) / (M, N), no bias
                    (a linear map of the activity activations: the same reading as the authors' later EgoACO
-                   code, reference section 9, and the config default);
+                   code, docs/differences.md §9, and the config default);
   'probabilities'  β(z) = softmax(z) W  (the bias is a convex mix of per-activity bias vectors, bounded);
   'none'           β = 0, no `action_to_*` parameters: independent heads (an ablation).
 Gradients of the verb and noun losses flow through β into the activity classifier and the features.

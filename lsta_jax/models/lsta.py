@@ -1,17 +1,18 @@
 """The LSTA RGB (appearance) classifier: ResNet-34 on every frame, attention pooling, the LSTA cell over time.
 
-What it computes is the authors' `attentionModel` (`shared/docs/reference-lsta.md` section 2.1), batched:
+What it computes is the authors' `attentionModel` (`docs/differences.md` §2.1), batched:
 1. all B*T frames go through ONE backbone call (frames folded into the batch; BatchNorm always in inference
-   mode, reference section 5), giving per frame the BN'd `layer4` f_BN, the pre-BN `layer4_prebn` f_NBN and
+   mode, docs/differences.md §5), giving per frame the BN'd `layer4` f_BN, the pre-BN `layer4_prebn` f_NBN and
    the ImageNet logits z_t;
 2. attention pooling (eq. 3): k_t = argmax z_t, ν_a = Σ_k W_fc[k_t, k] f_BN[k] (no bias), `selector.py`;
 3. the `LSTACell` (`cells.py`) scanned over T with `nn.scan` (params broadcast, no param RNG split), zero
    initial states, inputs (f_NBN_t, ν_a_t);
 4. features = spatial mean of the raw memory c_T (not tanh, not a hidden state), Dropout(0.7) (only with
    `train=True`), `fc` = Dense(M).
-Paper vs code differences reproduced here (reference 2.4): the selector w_a is the backbone's ImageNet fc;
-the selection uses the BN'd features while the cell gets the pre-BN ones; the bias control is `coupling_fc`
-acting on the output-pooling scores only; the classifier has dropout 0.7. Nothing is tied to 224x224.
+Paper vs code differences reproduced here (docs/differences.md §2.4): the selector w_a is the backbone's
+ImageNet fc; the selection uses the BN'd features while the cell gets the pre-BN ones; the bias control is
+`coupling_fc` acting on the output-pooling scores only; the classifier has dropout 0.7. Nothing is tied to
+224x224.
 
 Ablation variants (paper Table 1, GTEA61 fixed split), config key `variant`:
 - `convlstm`, row "Baseline" (51.72): removes the attention pooling (eqs. 3-6: no CAM, no a/s recurrence, no
@@ -65,7 +66,7 @@ def frame_features_and_cam(
     batchnorm_train: bool = False,
     backbone_chunk: int = 0,
 ) -> dict[str, jax.Array]:
-    """Steps 1-2 of reference 2.1 for all B*T frames; call inside a compact method.
+    """Steps 1-2 of docs/differences.md §2.1 for all B*T frames; call inside a compact method.
 
     Creates the backbone submodule `resNet` (ImageNet `fc` of `attention_classes` outputs, BatchNorm in
     inference mode unless `batchnorm_train`: batch statistics, for a from-scratch backbone) in the calling
@@ -145,7 +146,7 @@ def scan_unroll_steps(scan_unroll: int | str, num_steps: int) -> int:
 
     `"auto"` (the default): 1, a rolled while loop, on every backend; `"full"`: all `num_steps` (the loop
     disappears, every step is straight-line code); an int n >= 1: n steps per iteration. Measured on a 2-core
-    CPU (`lsta_jax.benchmarks.versus_torch`, README "Performance"): with the gate convolutions computed as
+    CPU (`lsta_jax.benchmarks.versus_torch`, docs/performance.md): with the gate convolutions computed as
     matmuls (`cells.im2col_conv`) the rolled loop is the fastest choice (stage-1 step at 25 frames 5.7 s
     against 6.9 s for XLA convolutions fully unrolled) and compiles in seconds instead of ~30 s, whatever
     T; XLA's own convolutions inside a rolled loop ran their gradients ~10x slower, which is why an earlier

@@ -1,6 +1,6 @@
-"""The motion (optical-flow) stream: ego-rnn's flow network, kind `egornn_flow` (reference 4.2).
+"""The motion (optical-flow) stream: ego-rnn's flow network, kind `egornn_flow` (docs/differences.md §4.2).
 
-ego-rnn's `flow_resnet34(channels=10, num_classes=M)` (`shared/docs/reference-lsta.md` 4.2): a torchvision
+ego-rnn's `flow_resnet34(channels=10, num_classes=M)` (`docs/differences.md` §4.2): a torchvision
 ResNet-34 whose conv1 takes a stack of L = 5 consecutive flow frames with interleaved channels
 [x_1, y_1, ..., x_5, y_5] (NHWC here: (B, H, W, 10)), `avgpool` (a global spatial mean; `AvgPool2d(7)` at
 224x224), `dp` = Dropout(0.5) and the action head `fc_action` = Linear(512, M). Its forward returns
@@ -140,7 +140,7 @@ def build_egornn_flow(**config: Any) -> FlowResNet:
 
 
 class FlowAttentionClassifier(nn.Module):
-    """The LSTA motion stream with attention (paper 5.2; reference 4.3), kind `lsta_flow`.
+    """The LSTA motion stream with attention (paper 5.2; docs/differences.md §4.3), kind `lsta_flow`.
 
     Stage (a) of the paper trains ego-rnn's flow network (`FlowResNet`, kind `egornn_flow`) on VERBS. Stage
     (b), this module, keeps that whole network as its submodule `resNet` (the same tree, so a stage-(a)
@@ -151,7 +151,7 @@ class FlowAttentionClassifier(nn.Module):
           argmax verb), "the action-pretrained FC weights as the initialisation of attention pooling";
       u = softmax of ν over the h*w positions (eq. 6 without the recurrence: one stack, one map);
       features = Σ_i u_i f_i (the map weights the features), logits = `fc`(Dropout(features)).
-    Choices where the paper is silent (README differences table):
+    Choices where the paper is silent (docs/differences.md §4.4):
       - the weighted features are the attention-weighted SUM Σ_i u_i f_i, i.e. an average with weights u
         instead of the uniform 1/(h*w) of the baseline's average pool: the same scale as the features the
         verb network was trained on (the RGB model's ε(u ⊙ x) would be h*w times smaller);

@@ -21,7 +21,7 @@ import numpy as np
 #: what `ModelKind.init_role` may be
 INIT_ROLES = ("whole", "backbone", "backbone_of_other_kinds")
 
-#: a flow input's channels when the config does not say: 5 stacked x/y flow frames (reference 4.2)
+#: a flow input's channels when the config does not say: 5 stacked x/y flow frames (docs/differences.md §4.2)
 FLOW_CHANNELS = 10
 
 
@@ -52,7 +52,7 @@ class ModelKind:
     selector_from_init: its `verb_classes` is a motion stream's selector; 0 means "read it from the
       checkpoint that initialises it".
     never_trained: regexes over parameter paths (from the model's root) that no stage ever updates: they only
-      shift an argmax, so they get no gradient (reference 2.4 item 5).
+      shift an argmax, so they get no gradient (docs/differences.md §2.4 item 5).
     """
 
     name: str

@@ -1,6 +1,6 @@
 """ResNet-34 in Flax linen, numerically identical to torchvision's (and to the authors' `resNetNew.py`).
 
-Reference: `shared/docs/reference-lsta.md` section 3. What matters for parity:
+Reference: `docs/differences.md` §3. What matters for parity:
 - explicit symmetric padding everywhere (never 'SAME', which pads stride-2 convs asymmetrically);
 - max-pool 3x3/2 with padding 1 filled with -inf;
 - BatchNorm eps 1e-5; torch momentum 0.1 is flax momentum 0.9;
@@ -52,7 +52,7 @@ class BasicBlock(nn.Module):
     """torchvision's BasicBlock. Returns `(out, prebn)`.
 
     out   = ReLU(bn2(conv2(r)) + shortcut)        the usual block output
-    prebn = conv2(r) + shortcut                   before bn2 and the final ReLU (reference section 3)
+    prebn = conv2(r) + shortcut                   before bn2 and the final ReLU (docs/differences.md §3)
     with r = ReLU(bn1(conv1(x))) and shortcut = x, or downsample(x) when the shape changes.
     """
 
@@ -133,7 +133,7 @@ class ResNet(nn.Module):
     `__call__(x, train=False)` takes (N, H, W, in_channels) and returns a dict:
       `layer4` (N, h, w, widths[-1]), `layer4_prebn` (same shape), `pooled` (N, widths[-1]) = spatial mean of
       `layer4`, and `logits` (N, num_classes) when `include_fc`. `train` only switches BatchNorm to batch
-      statistics; LSTA always runs it in inference mode (reference section 5).
+      statistics; LSTA always runs it in inference mode (docs/differences.md §5).
     """
 
     stage_sizes: Sequence[int] = RESNET34_STAGES

@@ -2,7 +2,7 @@
 
 Paper (CVPR 2019) eqs. 11-13: a selector picks the category c* = argmax_c π(ε(x), θ_c) and returns the
 category-specific mapping ε⊥(π(x, θ_c*)). With ε = spatial average and π = linear this is a class-activation
-map. LSTA uses ς twice, and the authors' code (`shared/docs/reference-lsta.md` sections 2.1, 2.3, 2.4) pins
+map. LSTA uses ς twice, and the authors' code (`docs/differences.md` §2.1, §2.3, §2.4) pins
 down details the paper leaves open; these functions reproduce the code:
 
 - `attention_pooling` (eq. 3, ν_a = ς(x_t, w_a)): scores WITH the scorer's bias, map WITHOUT it.
@@ -51,7 +51,7 @@ def attention_pooling(
     bias: jax.Array | None = None,
     scores: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Attention pooling ν_a = ς(x, w_a), paper eqs. 3 and 12-13; reference section 2.1 steps 2-3.
+    """Attention pooling ν_a = ς(x, w_a), paper eqs. 3 and 12-13; docs/differences.md §2.1 steps 2-3.
 
     Args:
       features: (B, H, W, K) features the map is computed from (LSTA: the backbone's BN'd, ReLU'd `layer4`).
@@ -81,7 +81,8 @@ def output_pooling(
     kernel: jax.Array,
     score_bias: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Output pooling ν_c ⊙ c_t with ν_c = ς(c_t, w_c + w_o ε(s ⊙ x_t)), paper eq. 9; reference 2.3-2.4.
+    """Output pooling ν_c ⊙ c_t with ν_c = ς(c_t, w_c + w_o ε(s ⊙ x_t)), paper eq. 9; docs/differences.md
+    §2.3-2.4.
 
     Args:
       memory: (B, H, W, K) memory c_t.
@@ -92,7 +93,7 @@ def output_pooling(
 
     Returns:
       pooled: (B, H, W, K) = W_c[j_t] ⊙ c_t: the memory re-weighted channel-wise by the selected row of w_c,
-        broadcast over the grid (ε⊥ removed, paper section 4.2 / reference 2.4 item 6).
+        broadcast over the grid (ε⊥ removed, paper section 4.2 / docs/differences.md §2.4 item 6).
       class_idx: (B,) int32 j_t = argmax(ε(c_t) w_c + score_bias).
     """
     scores = linear_scores(memory, kernel)

@@ -1,11 +1,11 @@
 """Two-stream fusion of an appearance (RGB) and a motion (flow) stream.
 
 `late_fusion`: the paper's "two stream late fusion" row (Table 1, 78.45% on GTEA61*), computed with ego-rnn's
-`eval-run-twoStream.py` rule (reference 4.4), which LSTA never released for itself.
+`eval-run-twoStream.py` rule (docs/differences.md §4.4), which LSTA never released for itself.
 
 `CrossModalTwoStream`, kind `lsta_two_stream`: cross-modal fusion of the two LSTA streams (paper 5.3).
 
-The paper (reference 4.4; the authors never released this part):
+The paper (docs/differences.md §4.4; the authors never released this part):
   "the flow feature from the conv5_3 of the motion stream CNN is applied as bias to the gates of the LSTA
   layer"; "the sequence of features from the conv5_3 of the RGB stream CNN are 3D convolved into a summary
   feature. We add a ConvLSTM cell of memory size 512 in the motion stream as an embedding layer and use the
@@ -15,7 +15,8 @@ The paper (reference 4.4; the authors never released this part):
 What `CrossModalTwoStream` computes, in order (one forward, both streams):
 1. motion trunk: f = flow `layer4` (B, h, w, K_f) of the stack (`flowModel.trunk`);
 2. flow -> appearance biases: x_flow_g = conv_x_flow_g(f), g in {i, f, c}, added inside the LSTA memory gates
-   at every frame (`LSTACell` gate_biases; the authors' cell ignores an `o` hook, reference 2.4 item 7);
+   at every frame (`LSTACell` gate_biases; the authors' cell ignores an `o` hook, docs/differences.md §2.4
+   item 7);
 3. appearance stream = the LSTA RGB model (`frameModel`, `lsta.LSTAClassifier`) with those biases; it also
    returns each frame's conv5_3 map (B, T, h, w, K);
 4. RGB summary: s = mean over time of the 3D convolution `rgb_summary` of that sequence (B, h, w, C_s);
@@ -30,7 +31,7 @@ tree, so a trained RGB workdir and a trained motion-stream workdir graft in unch
 `config.init_from_flow`); the fusion parameters are `conv_x_flow_{i,f,c}`, `rgb_summary`,
 `conv_x_rgb_{i,f,c,o}` and `flow_lstm_cell/conv_{i,f,c,o}_{xx,hh}`.
 
-Choices where the paper is silent (attributes; README differences table):
+Choices where the paper is silent (attributes; docs/differences.md §4.4):
 - `fusion_kernel` = 3: the bias maps are 3x3 convolutions (stride 1, padding 1), one per gate, as every gate
   of LSTA ("all the gates use a kernel size of 3x3", paper 5.1); a per-gate conv (not the raw feature) lets
   each gate learn its own use of the other stream and lets the widths differ.

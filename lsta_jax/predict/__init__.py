@@ -11,7 +11,7 @@ Python:
 
 Both run the same code: inputs are streamed through `lsta_jax.inference.stream` (bounded memory, fixed-size
 padded batches, one compiled `inference.forward`, sharded over all local devices). Preprocessing is
-`lsta_jax.data.load_clip`, the evaluation transform (reference section 5: Scale(256), CenterCrop(224), 25
+`lsta_jax.data.load_clip`, the evaluation transform (docs/differences.md §5: Scale(256), CenterCrop(224), 25
 frames sampled uniformly, ImageNet normalisation). The geometry is the checkpoint's (its JSON's `"input":
 {"num_frames", "size", "resize_shorter"}`, else those of the reference); a flag or argument the model was not
 trained with is refused in one line unless `--force` (`force=True`). Class names are the checkpoint's.

@@ -1,5 +1,5 @@
 """PyTorch references (optional extra `torch`: `pip install -e '.[torch]'`), written by us from
-`shared/docs/reference-lsta.md`, independent of the Flax code. Used by parity tests and conversion tests.
+`docs/differences.md`, independent of the Flax code. Used by parity tests and conversion tests.
 
 - `torch_resnet.TorchResNet`: torchvision-named ResNet returning `(logits, layer4, layer4_prebn)`.
 - `torch_resnet.randomize_batch_norm`: non-trivial BN statistics for tests.

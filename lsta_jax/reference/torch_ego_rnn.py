@@ -1,11 +1,14 @@
 """PyTorch references of the ego-rnn models, written by us from the spec; needs torch.
 
-- `TorchEgoRNNModel`, the RGB model (reference 4.5): keys `resNet.*`, `weight_softmax` (registered as the
+- `TorchEgoRNNModel`, the RGB model (docs/differences.md §4.5): keys `resNet.*`, `weight_softmax` (registered
+as the
   same Parameter as `resNet.fc.weight`), `lstm_cell.conv_{i,f,c,o}_{xx,hh}.*`, `fc.*` and the duplicate
   `classifier.1.*`.
-- `TorchFlowResNet`, the flow network `flow_resnet34` (reference 4.2): torchvision keys without a prefix and
+- `TorchFlowResNet`, the flow network `flow_resnet34` (docs/differences.md §4.2): torchvision keys without a
+prefix and
   `fc_action.*`.
-- `TorchEgoRNNTwoStream`, the joint two-stream model (reference 4.4): `flowModel.*`, `frameModel.*`, `fc2.*`
+- `TorchEgoRNNTwoStream`, the joint two-stream model (docs/differences.md §4.4): `flowModel.*`,
+`frameModel.*`, `fc2.*`
   and the duplicate `classifier.1.*`.
 Clip time-major (T, B, 3, H, W) like the authors' forward; states zero-initialised; any spatial size.
 """
@@ -96,10 +99,10 @@ class TorchEgoRNNModel(nn.Module):
 
 
 class TorchFlowResNet(TorchResNet):
-    """ego-rnn's `flow_resnet34` (reference 4.2): torchvision ResNet on (B, 2L, H, W) flow stacks, global
-    average pool, `dp` = Dropout(0.5), `fc_action`. State-dict keys: `conv1.*`, `bn1.*`, `layer{i}.{j}.*`,
-    `fc_action.{weight,bias}` (no `fc`). `forward(x)` returns `(fc_action(dp(x1)), x1)` like ego-rnn's, x1 the
-    pooled feature; `forward(x, details=True)` a dict adding `layer4` (B, K, h, w).
+    """ego-rnn's `flow_resnet34` (docs/differences.md §4.2): torchvision ResNet on (B, 2L, H, W) flow stacks,
+    global average pool, `dp` = Dropout(0.5), `fc_action`. State-dict keys: `conv1.*`, `bn1.*`,
+    `layer{i}.{j}.*`, `fc_action.{weight,bias}` (no `fc`). `forward(x)` returns `(fc_action(dp(x1)), x1)` like
+    ego-rnn's, x1 the pooled feature; `forward(x, details=True)` a dict adding `layer4` (B, K, h, w).
     """
 
     def __init__(
@@ -124,9 +127,9 @@ class TorchFlowResNet(TorchResNet):
 
 
 class TorchEgoRNNTwoStream(nn.Module):
-    """ego-rnn's `twoStreamAttentionModel` (reference 4.4): `flowModel` (TorchFlowResNet), `frameModel`
-    (TorchEgoRNNModel), `fc2` = Linear(K_flow + K_rgb, M), registered again as `classifier.1` after
-    Dropout(0.5).
+    """ego-rnn's `twoStreamAttentionModel` (docs/differences.md §4.4): `flowModel` (TorchFlowResNet),
+    `frameModel` (TorchEgoRNNModel), `fc2` = Linear(K_flow + K_rgb, M), registered again as `classifier.1`
+    after Dropout(0.5).
 
     `forward(flow (B, 2L, H, W), clip (T, B, 3, H, W))` returns the logits of
     classifier(concat(flow x1, RGB feats)) (flow first), as ego-rnn's forward.

@@ -1,4 +1,4 @@
-"""PyTorch reference of the LSTA RGB model, written by us from `shared/docs/reference-lsta.md` 2.1-2.5.
+"""PyTorch reference of the LSTA RGB model, written by us from `docs/differences.md` §2.1-2.5.
 
 Needs the optional `torch` extra. Parameter names, registration order and state-dict keys are the authors'
 (`resNet.*`, `lsta_cell.*`, `fc.*` and the duplicate `classifier.1.*`: 212 keys at full size), so a state
@@ -29,7 +29,7 @@ def _gate_conv(in_channels: int, out_channels: int, bias: bool) -> nn.Conv2d:
 
 
 class TorchLSTACell(nn.Module):
-    """One LSTA step (reference 2.2-2.3). Registration order = the authors' state-dict order.
+    """One LSTA step (docs/differences.md §2.2-2.3). Registration order = the authors' state-dict order.
 
     `forward(x, cam, state_att, state_inp, x_flow_i=0, x_flow_f=0, x_flow_c=0, x_flow_o=0)` with x (B,K,H,W)
     the pre-BN feature, cam (B,1,H,W), state_att = (a, s) each (B,1,H,W), state_inp = (c, o) each (B,K,H,W).
@@ -47,7 +47,8 @@ class TorchLSTACell(nn.Module):
         for gate in ("i", "f", "c"):
             setattr(self, f"conv_{gate}_x", _gate_conv(input_size, memory_size, True))
             setattr(self, f"conv_{gate}_c", _gate_conv(memory_size, memory_size, False))
-        # Naming swap (reference 2.2): conv_o_x acts on the hidden state, conv_o_c on the pooled memory.
+        # Naming swap (docs/differences.md §2.2): conv_o_x acts on the hidden state, conv_o_c on the pooled
+        # memory.
         self.conv_o_x = _gate_conv(input_size, memory_size, True)
         self.conv_o_c = _gate_conv(memory_size, memory_size, False)
 
@@ -83,7 +84,8 @@ class TorchLSTACell(nn.Module):
 
 
 class TorchLSTAModel(nn.Module):
-    """The authors' `attentionModel` (reference 2.1): ResNet (`resNet`), `lsta_cell`, `fc`, `classifier`.
+    """The authors' `attentionModel` (docs/differences.md §2.1): ResNet (`resNet`), `lsta_cell`, `fc`,
+    `classifier`.
 
     `forward(clip)` with clip (T, B, 3, H, W) returns `(logits (B,M), feats (B,K))` like the authors'; with
     `details=True` it returns a dict adding `attention` (T, B, H', W') maps u_t, `attention_class` (T, B) k_t,

@@ -1,6 +1,6 @@
-"""PyTorch reference ResNet with torchvision's exact parameter and buffer names (reference section 3).
+"""PyTorch reference ResNet with torchvision's exact parameter and buffer names (docs/differences.md §3).
 
-Written by us from `shared/docs/reference-lsta.md` section 3 (torchvision does not install beside torch 2.13
+Written by us from `docs/differences.md` §3 (torchvision does not install beside torch 2.13
 here). Needs the optional `torch` extra (`pip install -e '.[torch]'`). Used by the parity tests, by the
 conversion tests and as the backbone of the PyTorch LSTA reference (`torch_lsta.TorchLSTAModel`).
 
@@ -34,7 +34,7 @@ def _conv(in_channels: int, out_channels: int, kernel: int, stride: int, padding
 
 
 class TorchBasicBlock(nn.Module):
-    """torchvision's BasicBlock; `forward(x)` returns `(out, prebn)` (reference section 3, `noBN`).
+    """torchvision's BasicBlock; `forward(x)` returns `(out, prebn)` (docs/differences.md §3, `noBN`).
 
     out = ReLU(bn2(conv2(r)) + shortcut), prebn = conv2(r) + shortcut, r = ReLU(bn1(conv1(x))),
     shortcut = downsample(x) (1x1 conv with the block's stride, then BN) when the shape changes, else x.

@@ -1,7 +1,7 @@
 """PyTorch references of the LSTA motion stream (paper 5.2) and the cross-modal two-stream model (paper 5.3).
 
 Written by us from `lsta_jax.models.motion.FlowAttentionClassifier` / `lsta_jax.models.two_stream`'s
-documented equations (the authors never released this part, reference 4.3-4.4), as a plain literal
+documented equations (the authors never released this part, docs/differences.md §4.3-4.4), as a plain literal
 transcription in NCHW with explicit loops, independent of the Flax code; used by the parity tests. Parameter
 names are the Flax tree's with '.' (`resNet.fc_action.weight`, `frameModel.lsta_cell.conv_i_x.weight`,
 `flow_lstm_cell.conv_i_xx.weight`, `rgb_summary.weight` (a Conv3d), ...), so `lsta_jax.convert.two_stream`'s

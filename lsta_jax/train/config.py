@@ -1,9 +1,9 @@
 """The default training config and the `--config path.py[:arg] --config.field=value` loader.
 
 Every file in `configs/` defines `get_config(arg: str | None) -> ml_collections.ConfigDict`, starting from
-`default_config()` (the reference's stage-1 protocol, reference section 5) and overriding a few fields; model
-defaults come from the model modules (`model_fields`), shared presets (datasets, the embedded synthetic data,
-the toy set-up) from `lsta_jax.train.presets`.
+`default_config()` (the reference's stage-1 protocol, docs/differences.md §5) and overriding a few fields;
+model defaults come from the model modules (`model_fields`), shared presets (datasets, the embedded synthetic
+data, the toy set-up) from `lsta_jax.train.presets`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def default_config() -> ml_collections.ConfigDict:
         )
     )
     c.seed = 0
-    c.shuffle = False  # the reference's training DataLoader is not shuffled (reference section 5)
+    c.shuffle = False  # the reference's training DataLoader is not shuffled (docs/differences.md §5)
     c.global_batch_size = 32
     c.eval_batch_size = 32
     c.grad_accum_steps = 1

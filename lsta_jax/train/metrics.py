@@ -4,7 +4,7 @@
 and top-5 hits, the count and the confusion matrix. Sums from all batches add up (`add_sums`); `summarize`
 turns the total into top-1, top-5, mean class accuracy (the mean of the per-class recalls over the classes
 present), per-class accuracy and, from class names `verb_noun`, verb and noun accuracies: the predicted and
-true activity names are split at the FIRST '_' (reference section 8, LSTA#1: multi-object nouns such as
+true activity names are split at the FIRST '_' (docs/differences.md §8, LSTA#1: multi-object nouns such as
 `ketchup,hotdog,bread` stay one noun class) and a clip counts as a verb hit when both verbs agree.
 
 A model with multi-task heads adds `multitask_sums` (the EPIC-KITCHENS challenge's metrics):

@@ -1,6 +1,6 @@
-"""The reference optimiser, its learning-rate schedule and the per-stage trainable sets (reference section 5);
-ego-rnn's SGD (`torch_sgd`) and per-parameter learning-rate factors (`lr_scales`) for its flow and two-stream
-protocols (reference 4.2, 4.4).
+"""The reference optimiser, its learning-rate schedule and the per-stage trainable sets (docs/differences.md
+§5); ego-rnn's SGD (`torch_sgd`) and per-parameter learning-rate factors (`lr_scales`) for its flow and
+two-stream protocols (docs/differences.md §4.2, §4.4).
 
 The authors train with `torch.optim.Adam(params, lr, weight_decay=5e-4, eps=1e-4)` under PyTorch 0.3.1 and
 `MultiStepLR(milestones, gamma)` stepped at the START of every epoch. Both differ from their optax namesakes:
@@ -13,9 +13,9 @@ The authors train with `torch.optim.Adam(params, lr, weight_decay=5e-4, eps=1e-4
 - The scheduler's `.step()` runs before each epoch, so epoch e (0-based) uses lr0 * gamma^(#milestones <= e)
   (`multistep_lr`); newer PyTorch would shift that by one epoch.
 - PyTorch skips parameters whose `.grad` is None: no moment update and no weight decay. The reference never
-  gives a gradient to `lsta_cell.coupling_fc` (used only inside an argmax, reference 2.4 item 5) nor to the
-  backbone's `fc.bias`; with `requires_grad=False` the whole backbone is frozen in stage 1 and all but
-  `layer4.*.conv{1,2}.weight` and `fc` in stage 2. In JAX those get zero gradients instead, so they are
+  gives a gradient to `lsta_cell.coupling_fc` (used only inside an argmax, docs/differences.md §2.4 item 5)
+  nor to the backbone's `fc.bias`; with `requires_grad=False` the whole backbone is frozen in stage 1 and all
+  but `layer4.*.conv{1,2}.weight` and `fc` in stage 2. In JAX those get zero gradients instead, so they are
   labelled `frozen` here (`trainable_mask`) and get NO transform at all (no decay, no state); `apply_updates`
   leaves them bit-identical (it returns the very same arrays, not p + 0).
 """
@@ -33,7 +33,7 @@ import optax
 from lsta_jax.models import registry
 
 # Parameter paths are '/'-joined Flax names, e.g. 'lsta_cell/conv_i_x/kernel', 'resNet/layer4_0/conv1/kernel'.
-# Trainable sets per stage (reference section 5 and 9). `all` is for training from scratch (no ImageNet
+# Trainable sets per stage (docs/differences.md §5 and §9). `all` is for training from scratch (no ImageNet
 # weights): every parameter that can receive a gradient.
 # The multi-task heads (`models/heads.py`: fc_verb, fc_noun, action_to_*) train with the activity `fc`.
 HEADS = (r"fc_(verb|noun)/.*", r"action_to_(verb|noun)/.*")
@@ -66,7 +66,7 @@ def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
 
     `trainable` is a stage name of `STAGE_TRAINABLE` ('stage1', 'stage2', 'all') or a list of regexes matched
     in full against parameter paths. The registered kinds' `never_trained` parameters
-    (`registry.never_trained()`) are always excluded (reference 2.4 item 5).
+    (`registry.never_trained()`) are always excluded (docs/differences.md §2.4 item 5).
     """
     if isinstance(trainable, str) and trainable not in STAGE_TRAINABLE:
         raise ValueError(f"unknown trainable set {trainable!r}; choose one of {sorted(STAGE_TRAINABLE)}")
@@ -158,7 +158,7 @@ def reference_adam(
     b2: float = 0.999,
     eps: float = 1e-4,
 ) -> optax.GradientTransformation:
-    """`torch.optim.Adam(lr, betas=(b1, b2), eps, weight_decay)` of PyTorch 0.3.1 (reference section 5).
+    """`torch.optim.Adam(lr, betas=(b1, b2), eps, weight_decay)` of PyTorch 0.3.1 (docs/differences.md §5).
 
     g <- g + weight_decay * p (coupled L2, before the moments), then `scale_by_torch03_adam`, then -lr.
     """
@@ -215,8 +215,8 @@ def torch_sgd(
     learning_rate: float | Callable[[jax.Array], jax.Array], momentum: float = 0.9, weight_decay: float = 5e-4
 ) -> optax.GradientTransformation:
     """`torch.optim.SGD(lr, momentum, weight_decay)` (no dampening, no Nesterov), ego-rnn's flow and
-    two-stream optimiser (reference 4.2, 4.4): g <- g + weight_decay * p; b <- momentum * b + g (b_1 = g);
-    p <- p - lr * b."""
+    two-stream optimiser (docs/differences.md §4.2, §4.4): g <- g + weight_decay * p; b <- momentum * b + g
+    (b_1 = g); p <- p - lr * b."""
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
         optax.trace(decay=momentum, nesterov=False),

@@ -1,4 +1,4 @@
-"""Train state, jitted train/eval steps over a device Mesh, and the training loop (reference section 5).
+"""Train state, jitted train/eval steps over a device Mesh, and the training loop (docs/differences.md §5).
 
 Shape of google/flax examples/imagenet (`create_train_state`, `train_step`, `eval_step`, `train_and_evaluate`)
 on big_vision's machinery: `jax.jit` with `NamedSharding` over a 1-D `Mesh` ('data' axis); the state is
