@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lsta_jax.benchmarks.selector_pointing",
         "pointing game of the attention selector alone",
     ),
+    "benchmarks.attention_memory": (
+        "lsta_jax.benchmarks.attention_memory",
+        "LSTA's attention maps against the selector's CAM it starts from",
+    ),
 }
 
 

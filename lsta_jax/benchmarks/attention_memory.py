@@ -22,7 +22,6 @@ reads both maps of every frame of `--config`'s eval split (`synthetic_ego`, whic
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterable
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lsta_jax import attention_scores
+from lsta_jax import attention_scores, cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MAP_SCORES = ("pointing_strict", "target_over_confuser", "energy_in_box")
@@ -146,16 +145,13 @@ def report_lines(report: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lsta_jax.benchmarks.attention_memory",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser(prog="python -m lsta_jax.benchmarks.attention_memory", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="an LSTA workdir or model directory")
     parser.add_argument(
         "--config", default=str(CONFIGS / "synthetic.py"), help="config of the eval data (with boxes)"
     )
-    parser.add_argument("--data_dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
+    parser.add_argument("--data-dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
+    cli.add_hidden_alias(parser, "--data_dir", "--data-dir")
     parser.add_argument("--output", default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
     if not Path(args.checkpoint).is_dir():
