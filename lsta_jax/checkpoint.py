@@ -6,6 +6,12 @@ A model directory holds
 A training workdir holds the same JSON next to `checkpoints/<step>/` (orbax CheckpointManager); `load_model`
 accepts either. Variables are always restored against an abstract target built from the model itself, so a
 checkpoint of another structure fails loudly instead of restoring into the wrong tree.
+
+Checkpoints travel: every leaf of the target carries a sharding of THIS process's devices (one local device by
+default, the run's mesh when training resumes), so orbax never reuses the device layout stored with the
+checkpoint. A checkpoint written by 4 devices, or by 2 processes of 2 devices, loads on 1 device and the
+other way round. A checkpoint that cannot be read (truncated or missing files) raises `CheckpointError`, one
+line naming it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ CHECKPOINTS = (
 BEST_JSON = "best.json"
 VARIABLES_DIR = "variables"
 FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (damaged or incomplete files) or does not fit the model; the message
+    is one line naming it. A ValueError, so every command's `error: ...` handler reports it."""
 
 
 class _DropMissingMetadataWarning(logging.Filter):
@@ -117,21 +128,53 @@ def abstract_variables(model: nn.Module, kind: str, config: dict[str, Any]) -> A
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy))
 
 
-def restore_variables(path: str | Path, target: Any) -> Any:
-    """Restore an orbax pytree against `target`; a structure mismatch raises with both key sets named."""
+def local_sharding() -> jax.sharding.Sharding:
+    """One device of this process: where `load_model` puts the variables it restores."""
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
+def with_sharding(target: Any, sharding: jax.sharding.Sharding) -> Any:
+    """`target` (arrays or ShapeDtypeStructs) as abstract leaves placed on `sharding`: a restore target that
+    ignores the device layout the checkpoint was written with."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), target
+    )
+
+
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message` of an exception (orbax's run to dozens of lines)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def restore_variables(path: str | Path, target: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
+    """Restore an orbax pytree against `target`, every leaf placed on `sharding` (default: one local device).
+
+    A structure mismatch raises `CheckpointError` with both key sets named; unreadable files raise
+    `CheckpointError` naming the checkpoint and the first line of the underlying error.
+    """
     path = Path(path).absolute()
+    target = with_sharding(target, local_sharding() if sharding is None else sharding)
     with ocp.StandardCheckpointer() as checkpointer:
-        saved = checkpointer.metadata(path)
+        try:
+            saved = checkpointer.metadata(path)
+        except Exception as e:  # noqa: BLE001  (orbax raises many types for a missing or damaged file)
+            raise CheckpointError(f"checkpoint {path} cannot be read ({first_line(e)})") from e
         saved_tree = getattr(saved, "item_metadata", saved)
         saved_tree = getattr(saved_tree, "tree", saved_tree)
         want = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(target)}
         have = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(saved_tree)}
         if want != have:
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint {path} does not fit the model: missing {sorted(want - have)[:20]}, "
                 f"unexpected {sorted(have - want)[:20]}"
             )
-        return checkpointer.restore(path, target)
+        try:
+            return checkpointer.restore(path, target)
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read, its files are damaged or incomplete ({first_line(e)})"
+            ) from e
 
 
 def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict[str, Any]]:
@@ -185,10 +228,16 @@ def resolve_step(workdir: str | Path, which: str | int = "latest") -> int:
     return step
 
 
-def restore_model_variables(workdir: str | Path, target: Any, which: str | int = "latest") -> dict[str, Any]:
+def restore_model_variables(
+    workdir: str | Path,
+    target: Any,
+    which: str | int = "latest",
+    sharding: jax.sharding.Sharding | None = None,
+) -> dict[str, Any]:
     """{'params', 'batch_stats'} of a training workdir's checkpoint ('latest', 'best' or a step).
 
-    Called by `load_model`; restores against `target` and fails on a structure mismatch.
+    Called by `load_model`; restores against `target` (on `sharding`, default one local device) and fails
+    with `CheckpointError` on a structure mismatch or unreadable files.
     """
     step = resolve_step(workdir, which)
-    return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target))
+    return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target, sharding))

@@ -463,12 +463,12 @@ def train_and_evaluate(
         initial = load_init(config, initial) if config.init_from else initial
         initial = load_stream_inits(config, initial)
     state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
+    mesh = create_mesh()
     if resume_step is not None:
-        abstract_model, abstract_train = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), _split_state(state)
-        )
+        # restored onto THIS run's mesh (replicated), whatever devices and processes wrote the checkpoint
+        abstract_model, abstract_train = _split_state(state)
         model_vars, train_vars = ckpt.restore(
-            manager, resume_step, abstract_model, abstract_train, data.train
+            manager, resume_step, abstract_model, abstract_train, data.train, NamedSharding(mesh, P())
         )
         state = TrainState(params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars)
     start_step = int(state.step)
@@ -488,7 +488,9 @@ def train_and_evaluate(
         meta["input"] = {"num_frames": d.num_frames, "size": d.crop_size, "resize_shorter": d.resize_shorter}
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
-    steps = compile_steps(model, tx, mask, config.grad_accum_steps, loss_weights=loss_weights(config))
+    steps = compile_steps(
+        model, tx, mask, config.grad_accum_steps, mesh=mesh, loss_weights=loss_weights(config)
+    )
     state = steps.replicate(state)
     writer = MetricWriter(workdir, enabled=primary)
     n_trainable = sum(
