@@ -37,6 +37,7 @@ from lsta_jax.train import metrics as metrics_lib
 from lsta_jax.train import optimizer as opt
 from lsta_jax.train.input_pipeline import Data, make_data
 from lsta_jax.train.logging import MetricWriter, Progress
+from lsta_jax.train.preemption import StopRequest
 
 
 @flax.struct.dataclass
@@ -524,37 +525,58 @@ def train_and_evaluate(
         eval_every = config.eval_every_epochs * steps_per_epoch
     step = start_step
     train_log: list[dict[str, jax.Array]] = []
-    while step < num_steps:
-        batch = steps.put_batch(next(data.train))
-        state, step_metrics = steps.train(state, batch)
-        step += 1
-        train_log.append(step_metrics)
-        if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
-            host = [jax.device_get(m) for m in train_log]
-            train_log = []
-            stop_if_not_finite(host, step, manager, workdir, progress)
-            scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
-            scalars["learning_rate"] = float(schedule(step - 1))
-            writer.write(step, "train", {**scalars, **progress.rates()})
-            progress.update(step, scalars["loss"])
-        eval_metrics = None
-        if step % eval_every == 0 or step == num_steps:
-            variables = {"params": state.params, "batch_stats": state.batch_stats}
-            summary = metrics_lib.summarize(evaluate(steps, variables, data.make_eval()), data.class_names)
-            eval_metrics = metrics_lib.scalar_metrics(summary)
-            writer.write(step, "eval", eval_metrics)
-            progress.note(
-                f"eval @ {step}: top1 {summary['top1']:.4f} mean class {summary['mean_class_accuracy']:.4f}"
-            )
-        if step % config.checkpoint_every_steps == 0 or step == num_steps or eval_metrics is not None:
-            # a NaN guard before saving: never write a checkpoint of a diverged state
-            stop_if_not_finite(jax.device_get(train_log), step, manager, workdir, progress)
-            model_vars, train_vars = _split_state(state)
-            ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
-            last_saved = step
+    stopped = False
+    with StopRequest() as stop:  # SIGTERM / SIGINT: checkpoint at the next step boundary, then return
+        while step < num_steps:
+            batch = steps.put_batch(next(data.train))
+            state, step_metrics = steps.train(state, batch)
+            step += 1
+            train_log.append(step_metrics)
+            if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
+                host = [jax.device_get(m) for m in train_log]
+                train_log = []
+                stop_if_not_finite(host, step, manager, workdir, progress)
+                scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
+                scalars["learning_rate"] = float(schedule(step - 1))
+                writer.write(step, "train", {**scalars, **progress.rates()})
+                progress.update(step, scalars["loss"])
+            eval_metrics = None
+            if step % eval_every == 0 or step == num_steps:
+                variables = {"params": state.params, "batch_stats": state.batch_stats}
+                sums = evaluate(steps, variables, data.make_eval())
+                summary = metrics_lib.summarize(sums, data.class_names)
+                eval_metrics = metrics_lib.scalar_metrics(summary)
+                writer.write(step, "eval", eval_metrics)
+                progress.note(
+                    f"eval @ {step}: top1 {summary['top1']:.4f} "
+                    f"mean class {summary['mean_class_accuracy']:.4f}"
+                )
+            stopped = stop.requested()  # the same answer in every process (preemption.py)
+            if (
+                step % config.checkpoint_every_steps == 0
+                or step == num_steps
+                or eval_metrics is not None
+                or (stopped and last_saved != step)
+            ):
+                # a NaN guard before saving: never write a checkpoint of a diverged state
+                stop_if_not_finite(jax.device_get(train_log), step, manager, workdir, progress)
+                model_vars, train_vars = _split_state(state)
+                ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
+                last_saved = step
+            if stopped and step < num_steps:
+                break
     progress.close()
     writer.close()
     manager.close()
+    if stopped and step < num_steps:
+        if primary:
+            print(
+                f"lsta_jax.train: stopped by {stop.name} at step {step} of {num_steps}; checkpoint saved in "
+                f"{workdir / ckpt.CHECKPOINTS / str(step)}. To resume, run the same command again "
+                f"(same --config and overrides, --workdir {workdir}).",
+                flush=True,
+            )
+        return {}
     if summary and primary:
         write_eval_outputs(workdir / "eval", summary, data.class_names, last_saved)
     return summary
