@@ -14,7 +14,8 @@ shardings, never the saved layout. The data iterator's state is saved per proces
 process count only when the iterator says its state does not depend on the process
 (`process_independent_state = True`, e.g. the in-memory toy iterator, whose state is the global position).
 A grain DataLoader's state holds this process's shard of the sampler, so a changed process count is refused
-in one line (`CheckpointError`).
+in one line (`CheckpointError`). A checkpoint whose files cannot be read raises `UnreadableCheckpoint`; the
+trainer then sets it aside (`set_aside`) and resumes from the newest readable one.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from lsta_jax.checkpoint import (  # noqa: F401  (the workdir layout and its rea
     BEST_JSON,
     CHECKPOINTS,
     CheckpointError,
+    UnreadableCheckpoint,
+    check_fits,
     checkpoint_steps,
-    first_line,
+    damaged,
     resolve_step,
     restore_model_variables,
     with_sharding,
@@ -129,14 +132,31 @@ def restore(
                 f"per process (its shard of the sampler), which does not carry over; resume with {saved} "
                 "process(es), or start a new workdir with --config.init_from pointing at this one"
             )
+    check_fits(step_dir / "model", abstract_model)  # a model of other fields: CheckpointError, not "damaged"
+    check_fits(step_dir / "train", abstract_train)
     try:
         restored = manager.restore(step, args=ocp.args.Composite(**items))
         if data_state is not None:
             data_iterator.set_state(data_state)
-    except CheckpointError:
-        raise
     except Exception as e:  # noqa: BLE001  (orbax and tensorstore raise many types for damaged files)
-        raise CheckpointError(
-            f"checkpoint {step_dir} cannot be read, its files are damaged or incomplete ({first_line(e)})"
-        ) from e
+        raise damaged(step_dir, e) from e
     return dict(restored["model"]), dict(restored["train"])
+
+
+def set_aside(workdir: str | Path, step: int) -> Path:
+    """Rename an unreadable `checkpoints/<step>` to `checkpoints/unreadable-<step>` (kept for inspection,
+    invisible to orbax and `checkpoint_steps`, so the run can write that step again). Process 0 renames;
+    every process returns the new path after a barrier."""
+    directory = Path(workdir).absolute() / CHECKPOINTS
+    target = directory / f"unreadable-{step}"
+    n = 1
+    while target.exists() and jax.process_index() == 0:
+        n += 1
+        target = directory / f"unreadable-{step}.{n}"
+    if jax.process_index() == 0:
+        (directory / str(step)).rename(target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"lsta_jax set aside checkpoint {step}")
+    return target

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +412,47 @@ def _split_state(state: TrainState) -> tuple[dict[str, Any], dict[str, Any]]:
     return model_vars, train_vars
 
 
+def restore_readable(
+    manager: Any, config: Any, workdir: Path, state: TrainState, data_iterator: Any, sharding: Any
+) -> tuple[TrainState, int, Any]:
+    """(state, step, manager) of the newest checkpoint that can be read, restored onto `sharding` in the
+    structure of `state`; the iterator is set in place.
+
+    Each newer checkpoint whose files cannot be read is named in one line (process 0, on stderr) and set aside
+    as `checkpoints/unreadable-<step>`, so the run redoes those steps; a fresh manager then sees the remaining
+    steps. None readable: `UnreadableCheckpoint`. A checkpoint of another model or process count is not
+    damaged: its `CheckpointError` stops the run.
+    """
+    abstract_model, abstract_train = _split_state(state)
+    set_aside = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            model_vars, train_vars = ckpt.restore(
+                manager, step, abstract_model, abstract_train, data_iterator, sharding
+            )
+        except ckpt.UnreadableCheckpoint as e:
+            manager.close()
+            moved = ckpt.set_aside(workdir, step)
+            set_aside.append(step)
+            if jax.process_index() == 0:
+                print(f"lsta_jax.train: {e}; moved to {moved}, trying the previous one", file=sys.stderr)
+            manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
+            continue
+        if set_aside and jax.process_index() == 0:
+            print(
+                f"lsta_jax.train: resuming from step {step}, the newest readable checkpoint", file=sys.stderr
+            )
+        restored = TrainState(
+            params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars
+        )
+        return restored, step, manager
+    raise ckpt.UnreadableCheckpoint(
+        f"{workdir}: no checkpoint can be read (set aside: steps {set_aside} under "
+        f"{workdir / ckpt.CHECKPOINTS}); start again in a new workdir, or from one of them with "
+        "--config.init_from"
+    )
+
+
 def _save_config(config: Any, workdir: Path) -> None:
     text = (
         config.to_json_best_effort(indent=2) if hasattr(config, "to_json_best_effort") else json.dumps(config)
@@ -467,11 +509,9 @@ def train_and_evaluate(
     mesh = create_mesh()
     if resume_step is not None:
         # restored onto THIS run's mesh (replicated), whatever devices and processes wrote the checkpoint
-        abstract_model, abstract_train = _split_state(state)
-        model_vars, train_vars = ckpt.restore(
-            manager, resume_step, abstract_model, abstract_train, data.train, NamedSharding(mesh, P())
+        state, resume_step, manager = restore_readable(
+            manager, config, workdir, state, data.train, NamedSharding(mesh, P())
         )
-        state = TrainState(params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars)
     start_step = int(state.step)
     if primary:
         _save_config(config, workdir)
