@@ -4,6 +4,10 @@ Re-running the same command resumes from the latest checkpoint in DIR. Multi-hos
 set LSTA_DISTRIBUTED=1) and every process runs the same command; `jax.distributed.initialize()` then reads the
 cluster from the environment (SLURM, TPU VM pods; or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
 JAX_PROCESS_ID), see launch/.
+
+One run per workdir (a second one is refused, naming the holder's host and pid). SIGTERM or Ctrl-C saves a
+checkpoint at the next step boundary and exits 0; a checkpoint that cannot be read is set aside and the run
+resumes from the newest readable one. See docs/checkpoints.md.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lsta_jax.train.config import apply_overrides, load_config
     from lsta_jax.train.trainer import NonFiniteLoss, train_and_evaluate
+    from lsta_jax.train.workdir_lock import WorkdirBusy
 
     try:
         config = apply_overrides(load_config(args.config), rest)
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (FileNotFoundError, ValueError) as e:  # e.g. an unbuilt dataset, a refused BatchNorm protocol
+    except (FileNotFoundError, ValueError, WorkdirBusy) as e:  # e.g. an unbuilt dataset, a busy workdir
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary:

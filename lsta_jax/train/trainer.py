@@ -39,6 +39,7 @@ from lsta_jax.train import optimizer as opt
 from lsta_jax.train.input_pipeline import Data, make_data
 from lsta_jax.train.logging import MetricWriter, Progress
 from lsta_jax.train.preemption import StopRequest
+from lsta_jax.train.workdir_lock import hold_workdir
 
 
 @flax.struct.dataclass
@@ -481,10 +482,18 @@ def train_and_evaluate(
 
     Writes `config.json`, `lsta_jax_model.json` (so `lsta_jax.load_model(workdir)` works), `metrics.jsonl`,
     TensorBoard events under `tensorboard/`, checkpoints under `checkpoints/<step>/` and the final
-    evaluation (`eval/summary.json`, confusion matrix CSV/PNG, per-class CSV).
+    evaluation (`eval/summary.json`, confusion matrix CSV/PNG, per-class CSV). One run per workdir: a second
+    one while this one lives raises `WorkdirBusy` naming it (`workdir_lock`). SIGTERM / SIGINT save a
+    checkpoint at the next step boundary and return {} (`preemption`).
     """
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
+    with hold_workdir(workdir):
+        return _train_and_evaluate(config, workdir, data, quiet)
+
+
+def _train_and_evaluate(config: Any, workdir: Path, data: Data | None, quiet: bool) -> dict:
+    """`train_and_evaluate` in a workdir this process holds."""
     primary = jax.process_index() == 0
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
