@@ -192,3 +192,26 @@ def test_per_process_iterator_state_is_refused_on_another_process_count(tmp_path
     with pytest.raises(CheckpointError, match=refused):
         ckpt.restore(manager, 1, tree, train, PerProcessIterator(), sharding)
     manager.close()
+
+
+def test_resuming_with_other_model_fields_is_refused_naming_each_field(tmp_path):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    trained = tiny_config(**BASE)
+    (workdir / "config.json").write_text(trained.to_json_best_effort())
+    manager = ckpt.make_manager(
+        workdir, best_metric=None
+    )  # any checkpoint: the check comes before reading it
+    ckpt.save(manager, 2, {"params": {"w": np.zeros(3, np.float32)}}, {"step": np.int32(2)}, None)
+    manager.close()
+    changed = tiny_config(**BASE)
+    changed.model.mem_size = 16
+    changed.model.backbone_widths = (8, 16, 16, 16)
+    with pytest.raises(CheckpointError) as error:
+        trainer.train_and_evaluate(changed, workdir, quiet=True)
+    message = str(error.value)
+    assert "\n" not in message and f"{workdir} was trained with other model fields" in message
+    assert "model.backbone_widths: [8, 16, 16, 32] in the workdir, [8, 16, 16, 16] now" in message
+    assert "model.mem_size: 32 in the workdir, 16 now" in message
+    assert message.count(" in the workdir, ") == 2  # only the fields that differ
+    assert ckpt.checkpoint_steps(workdir) == [2]

@@ -37,6 +37,8 @@ class StopRequest:
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             for sig in SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:  # ignored by the launcher (nohup, a background
+                    continue  # job of a script): it decides, e.g. forwards one SIGTERM (launch/)
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -413,6 +413,25 @@ def _split_state(state: TrainState) -> tuple[dict[str, Any], dict[str, Any]]:
     return model_vars, train_vars
 
 
+def check_model_fields(config: Any, workdir: Path) -> None:
+    """Refuse to resume a workdir whose `config.json` has other `model` fields than `config`: one line naming
+    each differing field and both values (restoring would fail on the first mismatched array, or silently
+    change the network where shapes agree)."""
+    path = workdir / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get("model", {})
+    now = json.loads(config.to_json_best_effort() if hasattr(config, "to_json_best_effort") else "{}")
+    now = now.get("model", {})
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if differ:
+        fields = "; ".join(f"model.{k}: {saved.get(k)!r} in the workdir, {now.get(k)!r} now" for k in differ)
+        raise ckpt.CheckpointError(
+            f"{workdir} was trained with other model fields ({fields}): resume with the workdir's values "
+            f"(its config.json), or train in another --workdir"
+        )
+
+
 def restore_readable(
     manager: Any, config: Any, workdir: Path, state: TrainState, data_iterator: Any, sharding: Any
 ) -> tuple[TrainState, int, Any]:
@@ -508,6 +527,8 @@ def _train_and_evaluate(config: Any, workdir: Path, data: Data | None, quiet: bo
     manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
 
     resume_step = manager.latest_step()
+    if resume_step is not None:
+        check_model_fields(config, workdir)  # before anything is built or read
     check_batchnorm_protocol(model, config, from_scratch=starts_from_scratch(config, resume_step))
     initial = None
     if resume_step is None and (config.init_from or stream_inits(config)):
