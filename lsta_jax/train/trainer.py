@@ -16,6 +16,7 @@ models also `config.init_from_rgb` / `init_from_flow`, grafted into `frameModel`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -233,22 +234,51 @@ def load_stream_inits(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_train_state(
-    config: Any, model: nn.Module, steps_per_epoch: int, variables: dict[str, Any] | None = None
+    config: Any,
+    model: nn.Module,
+    steps_per_epoch: int,
+    variables: dict[str, Any] | None = None,
+    sharding: Any = None,
 ) -> tuple[TrainState, optax.GradientTransformation, Any, Any]:
-    """(state, optimizer, trainable mask, lr schedule); scratch init unless `variables` are given."""
+    """(state, optimizer, trainable mask, lr schedule); scratch init unless `variables` are given.
+
+    With `sharding` (e.g. replicated over the run's mesh) the state is born there: one jitted program with
+    `out_shardings` builds it from host copies of the variables, instead of a device-0 state copied later.
+    """
     rng = jax.random.PRNGKey(config.seed)
     init_rng, train_rng = jax.random.split(rng)
     if variables is None:
         variables = init_variables(model, config, init_rng)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
     tx, mask, schedule = opt.make_optimizer(config, params, steps_per_epoch)
-    state = TrainState(
-        step=jnp.zeros([], jnp.int32),
-        params=params,
-        batch_stats=batch_stats,
-        opt_state=tx.init(params),
-        rng=train_rng,
+    build = functools.partial(_build_state, tx)
+    if sharding is None:
+        state = build(params, batch_stats, train_rng)
+    else:  # numpy inputs are uncommitted: valid for a mesh spanning several processes
+        host = jax.tree_util.tree_map(np.asarray, (params, batch_stats, train_rng))
+        state = jax.jit(build, out_shardings=sharding)(*host)
+    return state, tx, mask, schedule
+
+
+def _build_state(
+    tx: optax.GradientTransformation, params: Any, batch_stats: Any, rng: jax.Array
+) -> TrainState:
+    zero = jnp.zeros([], jnp.int32)
+    return TrainState(step=zero, params=params, batch_stats=batch_stats, opt_state=tx.init(params), rng=rng)
+
+
+def abstract_train_state(
+    config: Any, model: nn.Module, steps_per_epoch: int
+) -> tuple[TrainState, optax.GradientTransformation, Any, Any]:
+    """`create_train_state` of a scratch model as shapes and dtypes only (`jax.eval_shape`): a resumed run's
+    restore target, so resuming computes no initialisation it would throw away."""
+    variables = jax.eval_shape(
+        lambda: dict(model.init(jax.random.key(0, impl="rbg"), **example_inputs(config)))
     )
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    tx, mask, schedule = opt.make_optimizer(config, params, steps_per_epoch)
+    _, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    state = jax.eval_shape(functools.partial(_build_state, tx), params, batch_stats, train_rng)
     return state, tx, mask, schedule
 
 
@@ -535,12 +565,14 @@ def _train_and_evaluate(config: Any, workdir: Path, data: Data | None, quiet: bo
         initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
         initial = load_init(config, initial) if config.init_from else initial
         initial = load_stream_inits(config, initial)
-    state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
     mesh = create_mesh()
-    if resume_step is not None:
-        # restored onto THIS run's mesh (replicated), whatever devices and processes wrote the checkpoint
+    replicated = NamedSharding(mesh, P())
+    if resume_step is None:  # born replicated on the mesh
+        state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial, replicated)
+    else:  # restored onto THIS run's mesh (replicated), whatever devices and processes wrote the checkpoint
+        template, tx, mask, schedule = abstract_train_state(config, model, steps_per_epoch)
         state, resume_step, manager = restore_readable(
-            manager, config, workdir, state, data.train, NamedSharding(mesh, P())
+            manager, config, workdir, template, data.train, replicated
         )
     start_step = int(state.step)
     if primary:
@@ -562,7 +594,6 @@ def _train_and_evaluate(config: Any, workdir: Path, data: Data | None, quiet: bo
     steps = compile_steps(
         model, tx, mask, config.grad_accum_steps, mesh=mesh, loss_weights=loss_weights(config)
     )
-    state = steps.replicate(state)
     writer = MetricWriter(workdir, enabled=primary)
     n_trainable = sum(
         int(np.size(p))
