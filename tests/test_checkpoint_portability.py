@@ -4,6 +4,7 @@ uninterrupted run ends; an iterator whose state is per process is refused in one
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,8 +128,11 @@ def test_checkpoints_of_4_devices_and_of_2x2_processes_load_on_1_and_resume_on_2
     assert jax.device_count() == 4
     straight = trainer.train_and_evaluate(tiny_config(**BASE), tmp_path / "straight", quiet=True)
     expected = leaves(load_model(tmp_path / "straight")[1])
-    # interrupted at step 2: on this process's 4 devices, and on 2 processes x 2 devices
-    trainer.train_and_evaluate(tiny_config(**{**BASE, "total_steps": 2}), tmp_path / "four", quiet=True)
+    # interrupted at step 2: on this process's 4 devices (the straight run without its step 4, as a run killed
+    # before writing it), and on 2 processes x 2 devices
+    shutil.copytree(tmp_path / "straight", tmp_path / "four", ignore=shutil.ignore_patterns("eval", "4"))
+    (tmp_path / "four" / "checkpoints" / "best.json").unlink(missing_ok=True)
+    assert ckpt.checkpoint_steps(tmp_path / "four") == [2]
     logs = run(TRAIN_2X2, [f"127.0.0.1:{free_port()}", str(tmp_path / "two_by_two")], 2, cache, count=2)
     assert "trained on 2 processes 4 devices" in logs[0]
     assert (tmp_path / "two_by_two" / "checkpoints" / "2" / "data" / "process_1-of-2.json").is_file()
