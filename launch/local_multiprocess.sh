@@ -18,6 +18,18 @@ for ((i = 0; i < N; i++)); do
     "$PY" -m lsta_jax.train --distributed --config "$CONFIG" --workdir "$WORKDIR" "$@" &
   pids+=($!)
 done
+# Ctrl-C / SIGTERM: forward ONE SIGTERM to every process (their own SIGINT is ignored, as for any background
+# job of a script): they agree on a step, save a checkpoint there and exit 0 (docs/checkpoints.md)
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' INT TERM
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+for pid in "${pids[@]}"; do
+  while true; do
+    code=0
+    wait "$pid" || code=$?
+    # a trapped signal interrupts `wait` (status > 128) while the process still runs: wait again
+    if ((code > 128)) && kill -0 "$pid" 2>/dev/null; then continue; fi
+    break
+  done
+  ((code == 0)) || status=$code
+done
 exit $status

@@ -6,6 +6,12 @@ A model directory holds
 A training workdir holds the same JSON next to `checkpoints/<step>/` (orbax CheckpointManager); `load_model`
 accepts either. Variables are always restored against an abstract target built from the model itself, so a
 checkpoint of another structure fails loudly instead of restoring into the wrong tree.
+
+Checkpoints travel: every leaf of the target carries a sharding of THIS process's devices (one local device by
+default, the run's mesh when training resumes), so orbax never reuses the device layout stored with the
+checkpoint. A checkpoint written by 4 devices, or by 2 processes of 2 devices, loads on 1 device and the
+other way round. A checkpoint that cannot be read (truncated or missing files) raises `CheckpointError`, one
+line naming it.
 """
 
 from __future__ import annotations
@@ -31,13 +37,25 @@ VARIABLES_DIR = "variables"
 FORMAT_VERSION = 1
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (damaged or incomplete files) or does not fit the model; the message
+    is one line naming it. A ValueError, so every command's `error: ...` handler reports it."""
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint whose files cannot be read (truncated by a full disk or a failed copy, missing)."""
+
+
 class _DropMissingMetadataWarning(logging.Filter):
     """orbax warns "Metadata file does not exist" whenever it reads an item directory of a CheckpointManager
     step (`checkpoints/<step>/model`) on its own, which is what `load_model` does: expected, not a problem,
-    so it is kept from the user's console."""
+    so it is kept from the user's console. Its "Failed to get item metadata" of a damaged checkpoint is
+    dropped too: `restore_variables` raises `CheckpointError` naming the checkpoint instead."""
+
+    DROPPED = ("Metadata file does not exist", "Failed to get item metadata")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Metadata file does not exist")
+        return not str(record.msg).startswith(self.DROPPED)
 
 
 def silence_orbax_metadata_warnings() -> None:
@@ -117,21 +135,83 @@ def abstract_variables(model: nn.Module, kind: str, config: dict[str, Any]) -> A
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy))
 
 
-def restore_variables(path: str | Path, target: Any) -> Any:
-    """Restore an orbax pytree against `target`; a structure mismatch raises with both key sets named."""
+def local_sharding() -> jax.sharding.Sharding:
+    """One device of this process: where `load_model` puts the variables it restores."""
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
+def with_sharding(target: Any, sharding: jax.sharding.Sharding) -> Any:
+    """`target` (arrays or ShapeDtypeStructs) as abstract leaves placed on `sharding`: a restore target that
+    ignores the device layout the checkpoint was written with."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), target
+    )
+
+
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message` of an exception, at most 200 characters (orbax's run to dozens of
+    lines)."""
+    text = str(error).strip().splitlines()
+    line = f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def damaged(path: Path, error: BaseException | None = None) -> UnreadableCheckpoint:
+    """The one-line error of a checkpoint whose files cannot be read."""
+    why = first_line(error) if error is not None else "no readable metadata"
+    return UnreadableCheckpoint(
+        f"checkpoint {path} cannot be read, its files are damaged or incomplete ({why})"
+    )
+
+
+def leaf_name(path: Any) -> str:
+    """'a/b/0/c' of a pytree key path, the same whether a node is a dict, a dataclass or a named tuple
+    (orbax's metadata holds dicts and lists where the live tree holds optax states)."""
+    parts = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
+    return "/".join(str(p) for p in parts)
+
+
+def check_fits(path: str | Path, target: Any) -> None:
+    """Compare the saved tree at `path` (an orbax StandardCheckpointer directory) with `target`: the same
+    leaves of the same shapes, else `CheckpointError` naming the differences; unreadable metadata raises
+    `UnreadableCheckpoint`."""
     path = Path(path).absolute()
     with ocp.StandardCheckpointer() as checkpointer:
-        saved = checkpointer.metadata(path)
-        saved_tree = getattr(saved, "item_metadata", saved)
-        saved_tree = getattr(saved_tree, "tree", saved_tree)
-        want = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(target)}
-        have = {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_leaves_with_path(saved_tree)}
-        if want != have:
-            raise ValueError(
-                f"checkpoint {path} does not fit the model: missing {sorted(want - have)[:20]}, "
-                f"unexpected {sorted(have - want)[:20]}"
-            )
-        return checkpointer.restore(path, target)
+        try:
+            saved = checkpointer.metadata(path)
+        except Exception as e:  # noqa: BLE001  (orbax raises many types for a missing or damaged file)
+            raise damaged(path, e) from e
+    saved_tree = getattr(saved, "item_metadata", saved)
+    saved_tree = getattr(saved_tree, "tree", saved_tree)
+    want = {leaf_name(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(target)}
+    have = {
+        leaf_name(k): tuple(getattr(v, "shape", ()))
+        for k, v in jax.tree_util.tree_leaves_with_path(saved_tree)
+    }
+    if want and not have:  # orbax returns no tree (and logs a warning) for unreadable metadata
+        raise damaged(path)
+    bad = sorted((k, want[k], have[k]) for k in want.keys() & have.keys() if tuple(want[k]) != have[k])
+    if want.keys() != have.keys() or bad:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the model: missing {sorted(want.keys() - have.keys())[:20]}, "
+            f"unexpected {sorted(have.keys() - want.keys())[:20]}, shapes (model, saved) {bad[:10]}"
+        )
+
+
+def restore_variables(path: str | Path, target: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
+    """Restore an orbax pytree against `target`, every leaf placed on `sharding` (default: one local device).
+
+    A structure or shape mismatch raises `CheckpointError` naming the differences; unreadable files raise
+    `UnreadableCheckpoint` naming the checkpoint and the first line of the underlying error.
+    """
+    path = Path(path).absolute()
+    check_fits(path, target)
+    target = with_sharding(target, local_sharding() if sharding is None else sharding)
+    with ocp.StandardCheckpointer() as checkpointer:
+        try:
+            return checkpointer.restore(path, target)
+        except Exception as e:  # noqa: BLE001
+            raise damaged(path, e) from e
 
 
 def load_model(path: str | Path, which: str = "latest") -> tuple[nn.Module, dict[str, Any]]:
@@ -185,10 +265,24 @@ def resolve_step(workdir: str | Path, which: str | int = "latest") -> int:
     return step
 
 
-def restore_model_variables(workdir: str | Path, target: Any, which: str | int = "latest") -> dict[str, Any]:
+def restore_model_variables(
+    workdir: str | Path,
+    target: Any,
+    which: str | int = "latest",
+    sharding: jax.sharding.Sharding | None = None,
+) -> dict[str, Any]:
     """{'params', 'batch_stats'} of a training workdir's checkpoint ('latest', 'best' or a step).
 
-    Called by `load_model`; restores against `target` and fails on a structure mismatch.
+    Called by `load_model`; restores against `target` (on `sharding`, default one local device) and fails
+    with `CheckpointError` on a structure mismatch or unreadable files.
     """
     step = resolve_step(workdir, which)
-    return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target))
+    try:
+        return dict(restore_variables(Path(workdir) / CHECKPOINTS / str(step) / "model", target, sharding))
+    except UnreadableCheckpoint as e:
+        others = [s for s in checkpoint_steps(workdir) if s != step]
+        if not others:
+            raise
+        raise UnreadableCheckpoint(
+            f"{e}; other checkpoints of {workdir}: steps {others} (pick one by number)"
+        ) from e

@@ -4,6 +4,10 @@ Re-running the same command resumes from the latest checkpoint in DIR. Multi-hos
 set LSTA_DISTRIBUTED=1) and every process runs the same command; `jax.distributed.initialize()` then reads the
 cluster from the environment (SLURM, TPU VM pods; or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
 JAX_PROCESS_ID), see launch/.
+
+One run per workdir (a second one is refused, naming the holder's host and pid). SIGTERM or Ctrl-C saves a
+checkpoint at the next step boundary and exits 0; a checkpoint that cannot be read is set aside and the run
+resumes from the newest readable one. See docs/checkpoints.md.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lsta_jax.train.config import apply_overrides, load_config
     from lsta_jax.train.trainer import NonFiniteLoss, train_and_evaluate
+    from lsta_jax.train.workdir_lock import WorkdirBusy
 
     try:
         config = apply_overrides(load_config(args.config), overrides)
@@ -52,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = train_and_evaluate(config, args.workdir)
     except NonFiniteLoss as e:
         return cli.fail(str(e), status=3)
-    except (FileNotFoundError, ValueError) as e:  # an unbuilt dataset, a refused BatchNorm protocol, a
-        return cli.fail(str(e))  # config, data and model that do not fit together (train/consistency.py)
+    except (FileNotFoundError, ValueError, WorkdirBusy) as e:  # an unbuilt dataset, a busy workdir, a config,
+        return cli.fail(str(e))  # data and model that do not fit together (train/consistency.py)
     if summary:
         from lsta_jax.train.metrics import REPORT_KEYS
 

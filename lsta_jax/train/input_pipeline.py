@@ -33,6 +33,9 @@ __all__ = ["ArrayTrainIterator", "Data", "array_eval_batches", "make_data"]
 class ArrayTrainIterator:
     """Infinite per-process train batches over in-memory arrays; exact resume through get_state/set_state."""
 
+    # the state is the global position (epoch, batch): a checkpoint of N processes resumes on any other count
+    process_independent_state = True
+
     def __init__(
         self,
         clips: np.ndarray | None,

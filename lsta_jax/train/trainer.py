@@ -16,7 +16,9 @@ models also `config.init_from_rgb` / `init_from_flow`, grafted into `frameModel`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ from lsta_jax.train import metrics as metrics_lib
 from lsta_jax.train import optimizer as opt
 from lsta_jax.train.input_pipeline import Data, make_data
 from lsta_jax.train.logging import MetricWriter, Progress
+from lsta_jax.train.preemption import StopRequest
+from lsta_jax.train.workdir_lock import hold_workdir
 
 
 @flax.struct.dataclass
@@ -229,22 +233,51 @@ def load_stream_inits(config: Any, variables: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_train_state(
-    config: Any, model: nn.Module, steps_per_epoch: int, variables: dict[str, Any] | None = None
+    config: Any,
+    model: nn.Module,
+    steps_per_epoch: int,
+    variables: dict[str, Any] | None = None,
+    sharding: Any = None,
 ) -> tuple[TrainState, optax.GradientTransformation, Any, Any]:
-    """(state, optimizer, trainable mask, lr schedule); scratch init unless `variables` are given."""
+    """(state, optimizer, trainable mask, lr schedule); scratch init unless `variables` are given.
+
+    With `sharding` (e.g. replicated over the run's mesh) the state is born there: one jitted program with
+    `out_shardings` builds it from host copies of the variables, instead of a device-0 state copied later.
+    """
     rng = jax.random.PRNGKey(config.seed)
     init_rng, train_rng = jax.random.split(rng)
     if variables is None:
         variables = init_variables(model, config, init_rng)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
     tx, mask, schedule = opt.make_optimizer(config, params, steps_per_epoch)
-    state = TrainState(
-        step=jnp.zeros([], jnp.int32),
-        params=params,
-        batch_stats=batch_stats,
-        opt_state=tx.init(params),
-        rng=train_rng,
+    build = functools.partial(_build_state, tx)
+    if sharding is None:
+        state = build(params, batch_stats, train_rng)
+    else:  # numpy inputs are uncommitted: valid for a mesh spanning several processes
+        host = jax.tree_util.tree_map(np.asarray, (params, batch_stats, train_rng))
+        state = jax.jit(build, out_shardings=sharding)(*host)
+    return state, tx, mask, schedule
+
+
+def _build_state(
+    tx: optax.GradientTransformation, params: Any, batch_stats: Any, rng: jax.Array
+) -> TrainState:
+    zero = jnp.zeros([], jnp.int32)
+    return TrainState(step=zero, params=params, batch_stats=batch_stats, opt_state=tx.init(params), rng=rng)
+
+
+def abstract_train_state(
+    config: Any, model: nn.Module, steps_per_epoch: int
+) -> tuple[TrainState, optax.GradientTransformation, Any, Any]:
+    """`create_train_state` of a scratch model as shapes and dtypes only (`jax.eval_shape`): a resumed run's
+    restore target, so resuming computes no initialisation it would throw away."""
+    variables = jax.eval_shape(
+        lambda: dict(model.init(jax.random.key(0, impl="rbg"), **example_inputs(config)))
     )
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    tx, mask, schedule = opt.make_optimizer(config, params, steps_per_epoch)
+    _, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    state = jax.eval_shape(functools.partial(_build_state, tx), params, batch_stats, train_rng)
     return state, tx, mask, schedule
 
 
@@ -409,6 +442,66 @@ def _split_state(state: TrainState) -> tuple[dict[str, Any], dict[str, Any]]:
     return model_vars, train_vars
 
 
+def check_model_fields(config: Any, workdir: Path) -> None:
+    """Refuse to resume a workdir whose `config.json` has other `model` fields than `config`: one line naming
+    each differing field and both values (restoring would fail on the first mismatched array, or silently
+    change the network where shapes agree)."""
+    path = workdir / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get("model", {})
+    now = json.loads(config.to_json_best_effort() if hasattr(config, "to_json_best_effort") else "{}")
+    now = now.get("model", {})
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if differ:
+        fields = "; ".join(f"model.{k}: {saved.get(k)!r} in the workdir, {now.get(k)!r} now" for k in differ)
+        raise ckpt.CheckpointError(
+            f"{workdir} was trained with other model fields ({fields}): resume with the workdir's values "
+            f"(its config.json), or train in another --workdir"
+        )
+
+
+def restore_readable(
+    manager: Any, config: Any, workdir: Path, state: TrainState, data_iterator: Any, sharding: Any
+) -> tuple[TrainState, int, Any]:
+    """(state, step, manager) of the newest checkpoint that can be read, restored onto `sharding` in the
+    structure of `state`; the iterator is set in place.
+
+    Each newer checkpoint whose files cannot be read is named in one line (process 0, on stderr) and set aside
+    as `checkpoints/unreadable-<step>`, so the run redoes those steps; a fresh manager then sees the remaining
+    steps. None readable: `UnreadableCheckpoint`. A checkpoint of another model or process count is not
+    damaged: its `CheckpointError` stops the run.
+    """
+    abstract_model, abstract_train = _split_state(state)
+    set_aside = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            model_vars, train_vars = ckpt.restore(
+                manager, step, abstract_model, abstract_train, data_iterator, sharding
+            )
+        except ckpt.UnreadableCheckpoint as e:
+            manager.close()
+            moved = ckpt.set_aside(workdir, step)
+            set_aside.append(step)
+            if jax.process_index() == 0:
+                print(f"lsta_jax.train: {e}; moved to {moved}, trying the previous one", file=sys.stderr)
+            manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
+            continue
+        if set_aside and jax.process_index() == 0:
+            print(
+                f"lsta_jax.train: resuming from step {step}, the newest readable checkpoint", file=sys.stderr
+            )
+        restored = TrainState(
+            params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars
+        )
+        return restored, step, manager
+    raise ckpt.UnreadableCheckpoint(
+        f"{workdir}: no checkpoint can be read (set aside: steps {set_aside} under "
+        f"{workdir / ckpt.CHECKPOINTS}); start again in a new workdir, or from one of them with "
+        "--config.init_from"
+    )
+
+
 def _save_config(config: Any, workdir: Path) -> None:
     text = (
         config.to_json_best_effort(indent=2) if hasattr(config, "to_json_best_effort") else json.dumps(config)
@@ -437,10 +530,18 @@ def train_and_evaluate(
 
     Writes `config.json`, `lsta_jax_model.json` (so `lsta_jax.load_model(workdir)` works), `metrics.jsonl`,
     TensorBoard events under `tensorboard/`, checkpoints under `checkpoints/<step>/` and the final
-    evaluation (`eval/summary.json`, confusion matrix CSV/PNG, per-class CSV).
+    evaluation (`eval/summary.json`, confusion matrix CSV/PNG, per-class CSV). One run per workdir: a second
+    one while this one lives raises `WorkdirBusy` naming it (`workdir_lock`). SIGTERM / SIGINT save a
+    checkpoint at the next step boundary and return {} (`preemption`).
     """
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
+    with hold_workdir(workdir):
+        return _train_and_evaluate(config, workdir, data, quiet)
+
+
+def _train_and_evaluate(config: Any, workdir: Path, data: Data | None, quiet: bool) -> dict:
+    """`train_and_evaluate` in a workdir this process holds."""
     primary = jax.process_index() == 0
     data = make_data(config) if data is None else data
     if config.model.num_classes <= 0:  # taken from the dataset (e.g. EPIC actions)
@@ -461,21 +562,23 @@ def train_and_evaluate(
     manager = ckpt.make_manager(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
 
     resume_step = manager.latest_step()
+    if resume_step is not None:
+        check_model_fields(config, workdir)  # before anything is built or read
     check_batchnorm_protocol(model, config, from_scratch=starts_from_scratch(config, resume_step))
     initial = None
     if resume_step is None and (config.init_from or stream_inits(config)):
         initial = init_variables(model, config, jax.random.PRNGKey(config.seed))
         initial = load_init(config, initial) if config.init_from else initial
         initial = load_stream_inits(config, initial)
-    state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial)
-    if resume_step is not None:
-        abstract_model, abstract_train = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), _split_state(state)
+    mesh = create_mesh()
+    replicated = NamedSharding(mesh, P())
+    if resume_step is None:  # born replicated on the mesh
+        state, tx, mask, schedule = create_train_state(config, model, steps_per_epoch, initial, replicated)
+    else:  # restored onto THIS run's mesh (replicated), whatever devices and processes wrote the checkpoint
+        template, tx, mask, schedule = abstract_train_state(config, model, steps_per_epoch)
+        state, resume_step, manager = restore_readable(
+            manager, config, workdir, template, data.train, replicated
         )
-        model_vars, train_vars = ckpt.restore(
-            manager, resume_step, abstract_model, abstract_train, data.train
-        )
-        state = TrainState(params=model_vars["params"], batch_stats=model_vars["batch_stats"], **train_vars)
     start_step = int(state.step)
     if primary:
         _save_config(config, workdir)
@@ -493,8 +596,9 @@ def train_and_evaluate(
         meta["input"] = {"num_frames": d.num_frames, "size": d.crop_size, "resize_shorter": d.resize_shorter}
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
-    steps = compile_steps(model, tx, mask, config.grad_accum_steps, loss_weights=loss_weights(config))
-    state = steps.replicate(state)
+    steps = compile_steps(
+        model, tx, mask, config.grad_accum_steps, mesh=mesh, loss_weights=loss_weights(config)
+    )
     writer = MetricWriter(workdir, enabled=primary)
     n_trainable = sum(
         int(np.size(p))
@@ -527,37 +631,58 @@ def train_and_evaluate(
         eval_every = config.eval_every_epochs * steps_per_epoch
     step = start_step
     train_log: list[dict[str, jax.Array]] = []
-    while step < num_steps:
-        batch = steps.put_batch(next(data.train))
-        state, step_metrics = steps.train(state, batch)
-        step += 1
-        train_log.append(step_metrics)
-        if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
-            host = [jax.device_get(m) for m in train_log]
-            train_log = []
-            stop_if_not_finite(host, step, manager, workdir, progress)
-            scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
-            scalars["learning_rate"] = float(schedule(step - 1))
-            writer.write(step, "train", {**scalars, **progress.rates()})
-            progress.update(step, scalars["loss"])
-        eval_metrics = None
-        if step % eval_every == 0 or step == num_steps:
-            variables = {"params": state.params, "batch_stats": state.batch_stats}
-            summary = metrics_lib.summarize(evaluate(steps, variables, data.make_eval()), data.class_names)
-            eval_metrics = metrics_lib.scalar_metrics(summary)
-            writer.write(step, "eval", eval_metrics)
-            progress.note(
-                f"eval @ {step}: top1 {summary['top1']:.4f} mean class {summary['mean_class_accuracy']:.4f}"
-            )
-        if step % config.checkpoint_every_steps == 0 or step == num_steps or eval_metrics is not None:
-            # a NaN guard before saving: never write a checkpoint of a diverged state
-            stop_if_not_finite(jax.device_get(train_log), step, manager, workdir, progress)
-            model_vars, train_vars = _split_state(state)
-            ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
-            last_saved = step
+    stopped = False
+    with StopRequest() as stop:  # SIGTERM / SIGINT: checkpoint at the next step boundary, then return
+        while step < num_steps:
+            batch = steps.put_batch(next(data.train))
+            state, step_metrics = steps.train(state, batch)
+            step += 1
+            train_log.append(step_metrics)
+            if step % config.log_every_steps == 0 or step == num_steps or step == start_step + 1:
+                host = [jax.device_get(m) for m in train_log]
+                train_log = []
+                stop_if_not_finite(host, step, manager, workdir, progress)
+                scalars = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
+                scalars["learning_rate"] = float(schedule(step - 1))
+                writer.write(step, "train", {**scalars, **progress.rates()})
+                progress.update(step, scalars["loss"])
+            eval_metrics = None
+            if step % eval_every == 0 or step == num_steps:
+                variables = {"params": state.params, "batch_stats": state.batch_stats}
+                sums = evaluate(steps, variables, data.make_eval())
+                summary = metrics_lib.summarize(sums, data.class_names)
+                eval_metrics = metrics_lib.scalar_metrics(summary)
+                writer.write(step, "eval", eval_metrics)
+                progress.note(
+                    f"eval @ {step}: top1 {summary['top1']:.4f} "
+                    f"mean class {summary['mean_class_accuracy']:.4f}"
+                )
+            stopped = stop.requested()  # the same answer in every process (preemption.py)
+            if (
+                step % config.checkpoint_every_steps == 0
+                or step == num_steps
+                or eval_metrics is not None
+                or (stopped and last_saved != step)
+            ):
+                # a NaN guard before saving: never write a checkpoint of a diverged state
+                stop_if_not_finite(jax.device_get(train_log), step, manager, workdir, progress)
+                model_vars, train_vars = _split_state(state)
+                ckpt.save(manager, step, model_vars, train_vars, data.train, eval_metrics, config.best_metric)
+                last_saved = step
+            if stopped and step < num_steps:
+                break
     progress.close()
     writer.close()
     manager.close()
+    if stopped and step < num_steps:
+        if primary:
+            print(
+                f"lsta_jax.train: stopped by {stop.name} at step {step} of {num_steps}; checkpoint saved in "
+                f"{workdir / ckpt.CHECKPOINTS / str(step)}. To resume, run the same command again "
+                f"(same --config and overrides, --workdir {workdir}).",
+                flush=True,
+            )
+        return {}
     if summary and primary:
         write_eval_outputs(workdir / "eval", summary, data.class_names, last_saved)
     return summary
