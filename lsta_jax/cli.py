@@ -13,6 +13,7 @@ Conventions of the commands:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -149,7 +150,8 @@ def config_overrides(parser: argparse.ArgumentParser, rest: Sequence[str]) -> li
 
 def fail(message: str, status: int = 2) -> int:
     """Print `error: MESSAGE` (one line) on stderr and return the exit status for `main` to return."""
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    one_line = re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    print(f"error: {one_line}", file=sys.stderr)
     return status
 
 
