@@ -77,6 +77,7 @@ def get_config(arg=None):
             batchnorm="frozen",
             dtype="float32",
             scan_unroll="auto",
+            gate_conv="auto",
         )
     )
     if a["dataset"] == "toy":

@@ -31,6 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
             dropout_rate=0.7,
             dtype="float32",  # 'bfloat16' for bf16 compute (params stay float32)
             remat=False,
+            gate_conv="auto",  # gate convolutions: 'auto' (the backend's default) | 'im2col' | 'xla'
             variant="lsta",
             verb_classes=0,  # > 0 (with noun_classes): multi-task verb/noun heads (models/heads.py)
             noun_classes=0,
