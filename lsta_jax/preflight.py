@@ -60,7 +60,11 @@ CHIPS: dict[str, Chip] = {
     "v6e": Chip("TPU v6e", 32.0, 918e12),
 }
 
+#: slices sold as ONE host (libtpu's default describes them as hosts of 2x2 chips): v5litepod-8, v6e-8
+ONE_HOST_SLICES: dict[str, tuple[int, int, int]] = {"v5e:2x4": (2, 4, 1), "v6e:2x4": (2, 4, 1)}
+
 FUNCTIONS = ("train", "eval", "inference")
+MAX_BATCH = 1 << 16  # the batch search stops here
 
 
 class PreflightError(RuntimeError):
@@ -83,8 +87,9 @@ def chip_of(topology: str) -> Chip:
     return CHIPS[prefix]
 
 
-def topology_devices(topology: str) -> list[Any]:
-    """The devices of a TPU slice, described by libtpu on this (device-less) host, in process order."""
+def topology_devices(topology: str, chips_per_host: tuple[int, int, int] | None = None) -> list[Any]:
+    """The devices of a TPU slice, described by libtpu on this (device-less) host, in process order; hosts of
+    `chips_per_host` chips (default: `ONE_HOST_SLICES`, else libtpu's host size)."""
     if not libtpu_installed():
         raise PreflightError(f"compiling for a TPU needs libtpu: {INSTALL_HINT}")
     # libtpu's lockfile serialises processes that drive real chips; these descriptions drive none, so several
@@ -93,7 +98,9 @@ def topology_devices(topology: str) -> list[Any]:
     from jax.experimental import topologies
 
     try:
-        description = topologies.get_topology_desc(platform="tpu", topology_name=topology)
+        bounds = chips_per_host or ONE_HOST_SLICES.get(topology)
+        extra = {"chips_per_host_bounds": tuple(bounds)} if bounds else {}
+        description = topologies.get_topology_desc(platform="tpu", topology_name=topology, **extra)
     except Exception as exc:  # libtpu reports a bad name as a runtime error
         raise PreflightError(f"libtpu cannot describe topology {topology!r}: {exc}".splitlines()[0]) from exc
     return sorted(description.devices, key=lambda d: (d.process_index, d.id))
@@ -251,8 +258,8 @@ class Target:
         return [d for d in self.devices if d.process_index == self.devices[0].process_index]
 
 
-def make_target(topology: str) -> Target:
-    return Target(topology, chip_of(topology), topology_devices(topology))
+def make_target(topology: str, chips_per_host: tuple[int, int, int] | None = None) -> Target:
+    return Target(topology, chip_of(topology), topology_devices(topology, chips_per_host))
 
 
 class RunCompiler:
@@ -359,45 +366,50 @@ def largest_fitting_batch(
     known: Sequence[CompiledReport] = (),
 ) -> tuple[int, list[CompiledReport]]:
     """The largest multiple of `multiple` whose train step fits `hbm_bytes` per chip (0 if none does), and
-    the compiles it took.
+    the reports of the compiles it took (`known` ones are reused).
 
-    Per-chip memory is affine in the per-chip batch (the state is replicated, activations scale with the
-    batch): two compiles give the line, its prediction is compiled to confirm; if the confirmation does not
-    fit, bisection between the largest batch known to fit and the prediction.
+    Per-chip memory is close to affine in the per-chip batch (the state is replicated, activations scale
+    with the batch): the smallest batch and the largest known one give a line; its prediction is compiled,
+    then the next multiple above it (which must not fit). Where the line was wrong (tile padding, a convex
+    curve) the bracket is closed by steps doubling upwards and bisection: the answer is always a compiled
+    batch that fits with the next multiple compiled and not fitting.
     """
     reports = {r.global_batch: r for r in known}
 
-    def measure(batch: int) -> CompiledReport:
+    def ok(batch: int) -> bool:
         if batch not in reports:
             reports[batch] = compile_train(batch)
-        return reports[batch]
+        return fits(reports[batch], hbm_bytes)
 
-    smallest = measure(multiple)
-    if not fits(smallest, hbm_bytes):
+    if not ok(multiple):
         return 0, list(reports.values())
     others = [b for b in reports if b != multiple]
-    second = measure(max(others) if others else 2 * multiple)
-    slope = (second.total - smallest.total) / (second.global_batch - multiple)
-    if slope <= 0:
-        predicted = second.global_batch if fits(second, hbm_bytes) else multiple
-    else:
+    second = max(others) if others else 2 * multiple
+    ok(second)
+    smallest = reports[multiple]
+    slope = (reports[second].total - smallest.total) / (second - multiple)
+    if slope > 0:
         predicted = multiple + int((hbm_bytes - smallest.total) / slope) // multiple * multiple
-    predicted = max(predicted, multiple)
-    good = max(b for b, r in reports.items() if fits(r, hbm_bytes))
-    bad = min((b for b, r in reports.items() if not fits(r, hbm_bytes)), default=None)
-    if bad is not None and predicted >= bad:
-        predicted = bad - multiple
+    else:  # flat or noisy: no prediction beyond what was measured
+        predicted = second
+    good = max(b for b in reports if fits(reports[b], hbm_bytes))
+    bad = min((b for b in reports if not fits(reports[b], hbm_bytes)), default=None)
+    if bad is not None:
+        predicted = min(predicted, bad - multiple)
     if predicted > good:
-        if fits(measure(predicted), hbm_bytes):
+        if ok(predicted):
             good = predicted
         else:
             bad = predicted
-    # bisection, only where the line was wrong (a fitting prediction is final: the line is not re-extended)
-    while bad is not None and bad - good > multiple and not (predicted == good):
+    step = multiple  # upwards from the largest fitting batch, doubling, until one does not fit
+    while (bad is None and good < MAX_BATCH) or (bad is not None and good + step < bad):
+        if ok(good + step):
+            good, step = good + step, 2 * step
+        else:
+            bad = good + step
+    while bad is not None and bad - good > multiple:  # bisection of the bracket
         mid = (good + bad) // 2 // multiple * multiple
-        if mid <= good:
-            break
-        if fits(measure(mid), hbm_bytes):
+        if ok(mid):
             good = mid
         else:
             bad = mid
@@ -457,10 +469,11 @@ def run(
     hbm_gib: float | None = None,
     search: bool = True,
     out: Callable[[str], None] = print,
+    chips_per_host: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
     """Compile `functions` of `config` for `topology`; returns a JSON-able summary with `fits` and, when the
     train step does not fit and `search`, `largest_batch` (0: not even the smallest batch)."""
-    target = make_target(topology)
+    target = make_target(topology, chips_per_host)
     resolved = resolve_backend_defaults(config, "tpu")
     hbm_bytes = (target.chip.hbm_gib if hbm_gib is None else hbm_gib) * GIB
     compiler = RunCompiler(config, target)
@@ -534,12 +547,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--hbm-gib", type=float, default=None, help="HBM per chip to fit in, GiB (default: the chip's)"
     )
+    parser.add_argument(
+        "--chips-per-host",
+        default="",
+        help="host size as AxBxC chips (default: one host for v5e:2x4 and v6e:2x4, else libtpu's 2x2x1)",
+    )
     parser.add_argument("--no-search", action="store_true", help="do not search the largest batch that fits")
     parser.add_argument("--json", default="", help="also write the summary to this JSON file")
     args, overrides = parser.parse_known_args(argv)
     bad = [o for o in overrides if not o.startswith("--config.")]
     if bad:
         parser.error(f"unrecognised arguments {bad}; model/training fields are --config.field=value")
+    text = args.chips_per_host
+    try:
+        chips_per_host = tuple(int(v) for v in text.split("x")) if text else None
+    except ValueError:
+        parser.error(f"--chips-per-host {args.chips_per_host!r}: expected AxBxC, e.g. 2x4x1")
     functions = [f for f in args.functions.split(",") if f]
     unknown = sorted(set(functions) - set(FUNCTIONS))
     if unknown:
@@ -555,7 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     try:
         config = load_run_config(args.config, overrides, args.batch)
-        summary = run(config, args.topology, functions, args.hbm_gib, search=not args.no_search)
+        summary = run(
+            config, args.topology, functions, args.hbm_gib, not args.no_search, chips_per_host=chips_per_host
+        )
     except (PreflightError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"lsta_jax.preflight: {exc}".splitlines()[0], file=sys.stderr)
         return 2
