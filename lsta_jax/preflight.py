@@ -13,13 +13,15 @@ sharded on its leading axis; each host feeds global_batch / hosts clips) and low
   eval       the eval step at `eval_batch_size`
   inference  `inference.forward` (predict / extract / evaluate), on ONE host's chips at `eval_batch_size`
              (clip classifiers only)
-For each it prints per chip the XLA buffer sizes (arguments, outputs, temporaries, total net of the donated
-state) against the chip's HBM, the FLOPs per step, HLO op counts and the compile time, and an ESTIMATED step
+For each it prints per chip (per TensorCore on v4, which libtpu describes as 2 devices per chip, each
+with half the chip's HBM and peak) the XLA buffer sizes (arguments, outputs, temporaries, total net of the
+donated state) against the HBM, the FLOPs per step, HLO op counts and the compile time, and an ESTIMATED step
 time = FLOPs / published peak bf16 FLOP/s (a lower bound: no input, no communication, 100% MXU use).
 
 When a function does not fit, the command exits 1 with one line naming the largest global batch that fits
 (a multiple of the chip count x `grad_accum_steps`): a linear memory model of the train step from two
-compiles, checked by compiling its prediction (and bisected below it in the rare case it does not fit).
+compiles, its prediction compiled and the next multiple compiled as not fitting (steps up and bisection where
+the line was wrong).
 
 Config fields set to 'auto' that depend on the backend (`model.gate_conv`) are resolved for the TPU, not for
 the CPU host the command runs on. Compiles take tens of seconds each for the full-size models on a CPU host.
@@ -253,6 +255,22 @@ class Target:
         return len({d.process_index for d in self.devices})
 
     @property
+    def cores_per_chip(self) -> int:
+        """JAX devices per chip: 2 on v4, whose two TensorCores libtpu describes as two devices (no megacore),
+        each with half the chip's HBM and peak; 1 on v5e, v5p and v6e."""
+        return len({getattr(d, "core_on_chip", 0) for d in self.devices})
+
+    @property
+    def hbm_gib(self) -> float:
+        """HBM per JAX device."""
+        return self.chip.hbm_gib / self.cores_per_chip
+
+    @property
+    def peak_flops(self) -> float:
+        """Peak bf16 FLOP/s per JAX device."""
+        return self.chip.peak_bf16_flops / self.cores_per_chip
+
+    @property
     def local_devices(self) -> list[Any]:
         """The chips of one host (process 0), where inference runs."""
         return [d for d in self.devices if d.process_index == self.devices[0].process_index]
@@ -429,7 +447,9 @@ def format_report(
     lines = [
         f"{config.get('name', config.model.kind)} on {target.topology}: {n} x {target.chip.name} "
         f"({target.hosts} host(s), {target.chip.hbm_gib:g} GiB HBM and "
-        f"{target.chip.peak_bf16_flops / 1e12:g} TFLOP/s bf16 peak per chip); model dtype {dtype}"
+        f"{target.chip.peak_bf16_flops / 1e12:g} TFLOP/s bf16 peak per chip"
+        + (f"; {target.cores_per_chip} devices per chip, numbers per device" * (target.cores_per_chip > 1))
+        + f"); model dtype {dtype}"
         + (f"; resolved for TPU: {resolved}" if resolved else ""),
         f"{'function':<10} {'batch':>6} {'/host':>6} {'/chip':>6} {'args':>7} {'outputs':>7} {'temps':>7} "
         f"{'total':>7} {'of HBM':>7} {'GFLOP':>8} {'est. ms':>8} {'convs':>6} {'whiles':>6} {'compile':>8}",
@@ -441,12 +461,13 @@ def format_report(
             f"{r.function:<10} {r.global_batch:>6} {r.global_batch // hosts:>6} {r.global_batch // chips:>6} "
             f"{_gib(r.arguments):>7} {_gib(r.outputs):>7} {_gib(r.temporaries):>7} {_gib(r.total):>7} "
             f"{100 * r.total / hbm_bytes:>6.0f}% {r.flops / 1e9:>8.1f} "
-            f"{1e3 * r.flops / target.chip.peak_bf16_flops:>8.1f} {r.convolutions:>6} {r.while_loops:>6} "
+            f"{1e3 * r.flops / target.peak_flops:>8.1f} {r.convolutions:>6} {r.while_loops:>6} "
             f"{r.compile_s:>7.1f}s"
         )
     lines.append(
-        "per chip, GiB; total = args + outputs - donated + temps + code; est. ms = FLOPs / peak bf16 FLOP/s, "
-        "an ESTIMATE (a lower bound: no input pipeline, no communication, full MXU use)"
+        "per device (a chip; a TensorCore on v4), GiB; total = args + outputs - donated + temps + code; "
+        "est. ms = FLOPs / peak bf16 FLOP/s, an ESTIMATE (a lower bound: no input pipeline, no "
+        "communication, full MXU use)"
     )
     return "\n".join(lines)
 
@@ -475,7 +496,7 @@ def run(
     train step does not fit and `search`, `largest_batch` (0: not even the smallest batch)."""
     target = make_target(topology, chips_per_host)
     resolved = resolve_backend_defaults(config, "tpu")
-    hbm_bytes = (target.chip.hbm_gib if hbm_gib is None else hbm_gib) * GIB
+    hbm_bytes = (target.hbm_gib if hbm_gib is None else hbm_gib) * GIB
     compiler = RunCompiler(config, target)
     compiler.check_batch(int(config.global_batch_size))
     reports = []
@@ -492,7 +513,8 @@ def run(
         "hosts": target.hosts,
         "chip": target.chip.name,
         "hbm_gib": hbm_bytes / GIB,
-        "peak_bf16_flops": target.chip.peak_bf16_flops,
+        "peak_bf16_flops": target.peak_flops,
+        "cores_per_chip": target.cores_per_chip,
         "dtype": str(config.model.get("dtype", "float32")),
         "resolved": resolved,
         "reports": [dict(dataclasses.asdict(r), total=r.total) for r in reports],
@@ -512,7 +534,7 @@ def refusal_line(summary: dict[str, Any], config: Any) -> str:
     """The one line printed when the run does not fit."""
     over = [r for r in summary["reports"] if r["total"] > summary["hbm_gib"] * GIB]
     names = ", ".join(f"{r['function']} {r['total'] / GIB:.2f} GiB" for r in over)
-    head = f"does not fit {summary['topology']} ({summary['hbm_gib']:g} GiB HBM per chip): {names}"
+    head = f"does not fit {summary['topology']} ({summary['hbm_gib']:g} GiB HBM per device): {names}"
     if "largest_batch" not in summary:
         return f"{head}; lower --config.eval_batch_size or use bfloat16 (--config.model.dtype=bfloat16)"
     if summary["largest_batch"] == 0:
@@ -545,7 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated subset of {','.join(FUNCTIONS)} (default: all)",
     )
     parser.add_argument(
-        "--hbm-gib", type=float, default=None, help="HBM per chip to fit in, GiB (default: the chip's)"
+        "--hbm-gib",
+        type=float,
+        default=None,
+        help="HBM per device to fit in, GiB (default: the chip's; half of it on v4)",
     )
     parser.add_argument(
         "--chips-per-host",

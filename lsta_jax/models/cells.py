@@ -73,8 +73,9 @@ GATE_CONV_CHOICES = ("auto", "im2col", "xla")
 GATE_CONV_IMPLEMENTATIONS = ("im2col", "xla")
 #: What "auto" means per backend (evidence: docs/accelerators.md). CPU: im2col, measured (XLA's CPU
 #: convolution runs the 7x7-map gate convolutions and their gradients far slower, above all inside the
-#: rolled time loop). TPU: XLA's convolution, measured on TPU compiles (fewer FLOPs and less memory: im2col
-#: materialises 9x the input as patches in HBM). GPU: XLA's convolution (cuDNN), assumed, not yet measured.
+#: rolled time loop). TPU: XLA's convolution, from TPU compiles of the stage-1 step (no more memory and
+#: slightly fewer FLOPs than im2col, whose checkpointed patches are recomputed in the backward pass). GPU:
+#: XLA's convolution (cuDNN), assumed, not measured (`lsta_jax.benchmarks.gpu` measures it).
 GATE_CONV_BY_BACKEND = {"cpu": "im2col", "tpu": "xla", "gpu": "xla", "cuda": "xla", "rocm": "xla"}
 
 
