@@ -16,7 +16,10 @@ sharded on its leading axis; each host feeds global_batch / hosts clips) and low
 For each it prints per chip (per TensorCore on v4, which libtpu describes as 2 devices per chip, each
 with half the chip's HBM and peak) the XLA buffer sizes (arguments, outputs, temporaries, total net of the
 donated state) against the HBM, the FLOPs per step, HLO op counts and the compile time, and an ESTIMATED step
-time = FLOPs / published peak bf16 FLOP/s (a lower bound: no input, no communication, 100% MXU use).
+time = FLOPs / published peak bf16 FLOP/s (a lower bound: no input, no communication, 100% MXU use). XLA's
+cost analysis counts the body of a while loop once, whatever its trip count: the FLOPs of a program with
+rolled loops (the cells' time loop, `backbone_chunk`) are a lower bound; `--config.model.scan_unroll=full`
+unrolls the time loop for the full count.
 
 When a function does not fit, the command exits 1 with one line naming the largest global batch that fits
 (a multiple of the chip count x `grad_accum_steps`): a linear memory model of the train step from two
@@ -467,7 +470,8 @@ def format_report(
     lines.append(
         "per device (a chip; a TensorCore on v4), GiB; total = args + outputs - donated + temps + code; "
         "est. ms = FLOPs / peak bf16 FLOP/s, an ESTIMATE (a lower bound: no input pipeline, no "
-        "communication, full MXU use)"
+        "communication, full MXU use); FLOPs count each while loop's body ONCE (XLA's cost analysis): with "
+        "whiles > 0 they are a lower bound, --config.model.scan_unroll=full gives the cells' full count"
     )
     return "\n".join(lines)
 
