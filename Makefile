@@ -16,7 +16,7 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e '.[torch,dev]'
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e '.[torch,dev,tpu]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -53,7 +53,7 @@ def get_config(arg=None):
         *("num_classes", "mem_size", "c_cam_classes", "attention_classes", "rgb_dropout_rate", "variant"),
         *("in_channels", "flow_dropout_rate", "backbone_stage_sizes", "backbone_widths", "fusion_kernel"),
         *("fusion_init", "summary_kernel", "summary_features", "flow_mem_size", "flow_embedding_residual"),
-        *("batchnorm", "dtype", "scan_unroll"),
+        *("batchnorm", "dtype", "scan_unroll", "gate_conv"),
         verb_classes=0,  # the motion stream's selector classes, read from init_from_flow
     )
     if a["dataset"] == "toy":

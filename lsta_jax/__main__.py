@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("lsta_jax.convert.__main__", "convert a PyTorch checkpoint into an lsta_jax model directory"),
     "compare": ("lsta_jax.compare", "run the Flax model and the PyTorch reference on one clip; differences"),
     "submission": ("lsta_jax.submission", "write an EPIC-KITCHENS challenge submission JSON"),
+    "preflight": (
+        "lsta_jax.preflight",
+        "compile a run for a TPU slice on this host: per-chip memory, FLOPs, largest batch",
+    ),
     "demo": ("lsta_jax.demo", "the end-to-end demo on the embedded synthetic data (CPU, minutes)"),
     "benchmarks.versus_torch": ("lsta_jax.benchmarks.versus_torch", "speed of Flax against PyTorch"),
     "benchmarks.pipeline": ("lsta_jax.benchmarks.pipeline", "throughput of the input pipeline"),
@@ -30,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lsta_jax.benchmarks.selector_pointing",
         "pointing game of the attention selector alone",
     ),
+    "benchmarks.accelerator_table": (
+        "lsta_jax.benchmarks.accelerator_table",
+        "the preflight over configs, TPU slices and dtypes (the docs' table)",
+    ),
+    "benchmarks.gpu": ("lsta_jax.benchmarks.gpu", "speed rows on a GPU host, as JSON"),
     "benchmarks.attention_memory": (
         "lsta_jax.benchmarks.attention_memory",
         "LSTA's attention maps against the selector's CAM it starts from",

@@ -200,8 +200,9 @@ def test_flax_init_matches_the_reference_initialisers():
 @pytest.mark.parametrize("shape", [(2, 5, 4, 16, 12), (1, 7, 7, 1, 1), (3, 2, 3, 5, 7)])
 def test_im2col_gate_conv_equals_torch_conv2d_and_its_gradients(shape):
     """`im2col_conv` (the cells' gate convolutions) against torch's conv2d (3x3, padding 1): outputs and the
-    gradients with respect to input and kernel; and the "xla" switch gives XLA's convolution, same numbers."""
-    from lsta_jax.models.cells import gate_conv, gate_conv_implementation
+    gradients with respect to input and kernel; and the "xla" implementation gives XLA's convolution, same
+    numbers."""
+    from lsta_jax.models.cells import gate_conv, resolve_gate_conv
 
     b, h, w, c_in, c_out = shape
     rng = np.random.default_rng(3)
@@ -209,7 +210,6 @@ def test_im2col_gate_conv_equals_torch_conv2d_and_its_gradients(shape):
     kernel = rng.normal(size=(3, 3, c_in, c_out)).astype(np.float32)
     bias = rng.normal(size=(c_out,)).astype(np.float32)
     cotangent = rng.normal(size=(b, h, w, c_out)).astype(np.float32)
-    conv = gate_conv(c_out, True, "conv", jnp.float32)
     params = {"params": {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)}}
 
     def loss(p, x):
@@ -220,19 +220,18 @@ def test_im2col_gate_conv_equals_torch_conv2d_and_its_gradients(shape):
     y_t = torch.nn.functional.conv2d(x_t, w_t, torch.from_numpy(bias), padding=1)
     (y_t * nchw(cotangent)).sum().backward()
     for implementation in ("im2col", "xla"):
-        with gate_conv_implementation(implementation):  # fresh functions: the switch acts when tracing
-            hlo = jax.jit(lambda p, x: conv.apply(p, x)).lower(params, jnp.asarray(x)).as_text()
-            y = jax.jit(lambda p, x: conv.apply(p, x))(params, jnp.asarray(x))
-            grads, dx = jax.jit(jax.grad(lambda p, x: loss(p, x), argnums=(0, 1)))(params, jnp.asarray(x))
+        conv = gate_conv(c_out, True, "conv", jnp.float32, implementation)
+        hlo = jax.jit(conv.apply).lower(params, jnp.asarray(x)).as_text()
+        y = jax.jit(conv.apply)(params, jnp.asarray(x))
+        grads, dx = jax.jit(jax.grad(lambda p, x: loss(p, x), argnums=(0, 1)))(params, jnp.asarray(x))
         assert ("convolution" in hlo) == (implementation == "xla")
         np.testing.assert_allclose(y, nhwc(y_t), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(dx, nhwc(x_t.grad), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(
             grads["params"]["kernel"], w_t.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-5, atol=1e-4
         )
-    with pytest.raises(ValueError, match="gate conv implementation"):
-        with gate_conv_implementation("winograd"):
-            pass
+    with pytest.raises(ValueError, match="gate_conv must be one of"):
+        resolve_gate_conv("winograd")
 
 
 @pytest.mark.parametrize("stride, dilation", [((2, 2), (1, 1)), ((1, 1), (2, 2))])
@@ -248,3 +247,32 @@ def test_im2col_conv_falls_back_to_a_convolution_outside_its_case(stride, dilati
     w_t = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
     y_t = torch.nn.functional.conv2d(nchw(x), w_t, stride=stride, padding=1, dilation=dilation)
     np.testing.assert_allclose(y, nhwc(y_t), rtol=1e-5, atol=1e-5)
+
+
+def test_gate_conv_implementations_agree_and_auto_follows_the_backend():
+    """An LSTA cell with its gate convolutions as im2col matmuls and as XLA convolutions: the same parameter
+    tree and, up to summation order, the same outputs; "auto" is im2col on CPU, XLA's convolution on TPU and
+    GPU, and on this host what the default backend gives."""
+    from lsta_jax.models.cells import LSTACell, resolve_gate_conv
+
+    rng = np.random.default_rng(5)
+    b, h, w, k = 2, 5, 5, 8
+    x = jnp.asarray(rng.normal(size=(2, b, h, w, k)).astype(np.float32))
+    cam = jnp.asarray(rng.normal(size=(2, b, h, w)).astype(np.float32))
+    outputs, trees = {}, {}
+    for implementation in ("im2col", "xla"):
+        cell = LSTACell(mem_size=k, c_cam_classes=4, gate_conv=implementation)
+        carry = LSTACell.initial_carry(b, h, w, k)
+        params = cell.init(jax.random.PRNGKey(0), carry, x[0], cam[0])
+        trees[implementation] = jax.tree_util.tree_map(np.asarray, params)
+        for t in range(2):
+            carry, out = jax.jit(cell.apply)(trees["im2col"], carry, x[t], cam[t])
+        outputs[implementation] = (carry, out)
+    # the same initialisation gives the same tree
+    jax.tree_util.tree_map(np.testing.assert_array_equal, trees["im2col"], trees["xla"])
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), outputs["im2col"], outputs["xla"]
+    )
+    assert [resolve_gate_conv("auto", p) for p in ("cpu", "tpu", "gpu")] == ["im2col", "xla", "xla"]
+    assert resolve_gate_conv("auto") == resolve_gate_conv("auto", jax.default_backend())
+    assert resolve_gate_conv("im2col", "tpu") == "im2col" and resolve_gate_conv("xla", "cpu") == "xla"

@@ -353,7 +353,6 @@ class Bench:
         (gate convolutions as im2col matmuls, `--scan-unroll`, rolled by default)."""
 
         from lsta_jax.models import create_model
-        from lsta_jax.models.cells import gate_conv_implementation
 
         clip, _, label, _ = self.clips(batch, frames)
         out: dict[str, Any] = {
@@ -363,11 +362,12 @@ class Bench:
         }
         settings = (("before", "xla", "full"), ("after", "im2col", self.args.scan_unroll))
         for key, implementation, unroll in settings:
-            model = create_model("lsta_rgb", **{**self.config, "scan_unroll": unroll})
+            model = create_model(
+                "lsta_rgb", **{**self.config, "scan_unroll": unroll, "gate_conv": implementation}
+            )
             state, steps = self.jax_train("stage1", model)
             data = steps.put_batch({"clip": clip, "label": label})
-            with gate_conv_implementation(implementation):  # traced (compiled) inside the block
-                compiled, compile_s, memory = timed_compile(steps.train, state, data)
+            compiled, compile_s, memory = timed_compile(steps.train, state, data)
             out[f"{key}_s"] = _median_time(_train_steps(compiled, state, data), self.args.repeats)
             out[f"{key}_compile_s"] = compile_s
             out[f"{key}_compiled_mib"] = memory

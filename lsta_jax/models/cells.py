@@ -20,9 +20,8 @@ the output pooling are then ε(c_t) w_c alone).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -52,29 +51,29 @@ class LinearKernel(nn.Module):
         return self.param("kernel", torch_linear_kernel_init, (in_features, self.features))
 
 
-# How the gate convolutions are computed: "im2col" (default) or "xla" (`lax.conv_general_dilated`). Same
-# parameters and, up to float summation order, the same numbers; `gate_conv_implementation` switches it.
-_GATE_CONV = {"implementation": "im2col"}
+#: The gate convolutions' implementations (the `gate_conv` field of the cells and of the models around them):
+#: "im2col" (`im2col_conv`: one matmul of the input's patches), "xla" (`lax.conv_general_dilated`, the
+#: backend's own convolution) or "auto" (the backend's default, `GATE_CONV_BY_BACKEND`). Same parameters and,
+#: up to float summation order, the same numbers.
+GATE_CONV_CHOICES = ("auto", "im2col", "xla")
 GATE_CONV_IMPLEMENTATIONS = ("im2col", "xla")
+#: What "auto" means per backend (evidence: docs/accelerators.md). CPU: im2col, measured (XLA's CPU
+#: convolution runs the 7x7-map gate convolutions and their gradients far slower, above all inside the
+#: rolled time loop). TPU: XLA's convolution, from TPU compiles of the stage-1 step (no more memory and
+#: slightly fewer FLOPs than im2col, whose checkpointed patches are recomputed in the backward pass). GPU:
+#: XLA's convolution (cuDNN), assumed, not measured (`lsta_jax.benchmarks.gpu` measures it).
+GATE_CONV_BY_BACKEND = {"cpu": "im2col", "tpu": "xla", "gpu": "xla", "cuda": "xla", "rocm": "xla"}
 
 
-@contextlib.contextmanager
-def gate_conv_implementation(name: str) -> Iterator[None]:
-    """Trace the gate convolutions of the cells with `name` ("im2col" or "xla") inside the block.
-
-    A benchmarking hook (`benchmarks.versus_torch` measures the lever with it); it acts when a function is
-    traced, so jit a fresh function inside the block (jit's cache does not see the switch). Measured on the
-    2-core CPU (docs/performance.md): a stage-1 step at 25 frames 6.9 s with "xla" convolutions and the full
-    unroll, 5.7 s with "im2col" and the rolled loop.
-    """
-    if name not in GATE_CONV_IMPLEMENTATIONS:
-        raise ValueError(f"gate conv implementation must be one of {GATE_CONV_IMPLEMENTATIONS}, got {name!r}")
-    previous = _GATE_CONV["implementation"]
-    _GATE_CONV["implementation"] = name
-    try:
-        yield
-    finally:
-        _GATE_CONV["implementation"] = previous
+def resolve_gate_conv(choice: str, platform: str | None = None) -> str:
+    """The implementation ("im2col" or "xla") of a `gate_conv` field value on `platform` ('cpu', 'gpu',
+    'tpu'; default: `jax.default_backend()`, the backend the computation is traced for)."""
+    if choice not in GATE_CONV_CHOICES:
+        raise ValueError(f"gate_conv must be one of {GATE_CONV_CHOICES}, got {choice!r}")
+    if choice != "auto":
+        return choice
+    platform = jax.default_backend() if platform is None else platform
+    return GATE_CONV_BY_BACKEND.get(platform, "im2col")
 
 
 def im2col_conv(
@@ -95,11 +94,10 @@ def im2col_conv(
     cells, XLA's CPU convolution runs a 3x3 512->512 forward + backward at ~55 GFLOP/s and much slower inside
     a rolled scan loop, the matmul at ~130 GFLOP/s, rolled or not (2-core CPU, batch 2). Signature of
     `lax.conv_general_dilated` (flax `nn.Conv(conv_general_dilated=...)` calls it); other layouts, strides,
-    dilations or groups fall back to XLA's convolution, as does `gate_conv_implementation("xla")`.
+    dilations or groups fall back to XLA's convolution.
     """
     plain = (
-        _GATE_CONV["implementation"] == "im2col"
-        and tuple(window_strides) == (1, 1)
+        tuple(window_strides) == (1, 1)
         and feature_group_count == 1
         and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
         and not isinstance(padding, str)
@@ -150,9 +148,11 @@ def _patch_matmul(
     return out.reshape(b, h_out, w_out, c_out)
 
 
-def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
+def gate_conv(features: int, use_bias: bool, name: str, dtype: Any, implementation: str = "auto") -> nn.Conv:
     """3x3, stride 1, padding 1 convolution with the reference's xavier-normal init and zero bias, computed as
-    one matmul of patches (`im2col_conv`); parameters are those of a plain `nn.Conv`."""
+    `implementation` says (`resolve_gate_conv`: one matmul of patches, `im2col_conv`, or XLA's convolution);
+    parameters are those of a plain `nn.Conv` either way."""
+    xla = resolve_gate_conv(implementation) == "xla"
     return nn.Conv(
         features,
         (3, 3),
@@ -162,7 +162,7 @@ def gate_conv(features: int, use_bias: bool, name: str, dtype: Any) -> nn.Conv:
         bias_init=nn.initializers.zeros,
         dtype=dtype,
         name=name,
-        conv_general_dilated=im2col_conv,
+        conv_general_dilated=jax.lax.conv_general_dilated if xla else im2col_conv,
     )
 
 
@@ -175,6 +175,8 @@ class LSTACell(nn.Module):
       c_cam_classes: C_o, number of output-pooling classes (rows of `c_classifier`; the authors use 100).
       attention_pooling, output_pooling, bias_control: ablation switches (module docstring).
       dtype: compute dtype of the convolutions; states, gates and selections stay float32.
+      gate_conv: how the gate convolutions are computed, "auto" (the backend's default), "im2col" or "xla"
+        (`resolve_gate_conv`); the parameters and, up to summation order, the numbers are the same.
 
     `__call__(carry, x, cam, gate_biases=None)`:
       carry: ((a, s), (c, o)) from `initial_carry` (zeros, docs/differences.md §2.4 item 9) or the previous
@@ -204,6 +206,7 @@ class LSTACell(nn.Module):
     output_pooling: bool = True
     bias_control: bool = True
     dtype: Any = jnp.float32
+    gate_conv: str = "auto"
 
     @staticmethod
     def initial_carry(batch: int, height: int, width: int, mem_size: int) -> LSTACarry:
@@ -213,7 +216,7 @@ class LSTACell(nn.Module):
         return (att, att), (mem, mem)
 
     def _conv(self, name: str, use_bias: bool, features: int, inputs: Array) -> Array:
-        return gate_conv(features, use_bias, name, self.dtype)(inputs).astype(jnp.float32)
+        return gate_conv(features, use_bias, name, self.dtype, self.gate_conv)(inputs).astype(jnp.float32)
 
     @nn.compact
     def __call__(
@@ -312,11 +315,12 @@ class ConvLSTMCell(nn.Module):
     passes) returns `((h_t, c_t), {})`. `gate_biases` (cross-modal fusion, paper 5.3; not in ego-rnn) are
     optional additive pre-activation biases, keys `x_rgb_i`, `x_rgb_f`, `x_rgb_c`, `x_rgb_o`, each
     broadcastable to (B, H, W, K), added inside the σ / tanh of their gate; absent keys add nothing, so
-    without them the cell (parameters and outputs) is exactly ego-rnn's.
+    without them the cell (parameters and outputs) is exactly ego-rnn's. `gate_conv` as `LSTACell`.
     """
 
     mem_size: int = 512
     dtype: Any = jnp.float32
+    gate_conv: str = "auto"
 
     @staticmethod
     def initial_carry(batch: int, height: int, width: int, mem_size: int) -> ConvLSTMCarry:
@@ -337,8 +341,8 @@ class ConvLSTMCell(nn.Module):
             )
 
         def gate(g: str) -> Array:
-            xx = gate_conv(k, True, f"conv_{g}_xx", self.dtype)(x)
-            hh = gate_conv(k, False, f"conv_{g}_hh", self.dtype)(h_prev)
+            xx = gate_conv(k, True, f"conv_{g}_xx", self.dtype, self.gate_conv)(x)
+            hh = gate_conv(k, False, f"conv_{g}_hh", self.dtype, self.gate_conv)(h_prev)
             pre = xx.astype(jnp.float32) + hh.astype(jnp.float32)
             if f"x_rgb_{g}" in gate_biases:
                 pre = pre + gate_biases[f"x_rgb_{g}"].astype(jnp.float32)

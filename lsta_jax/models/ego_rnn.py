@@ -35,7 +35,8 @@ from lsta_jax.models.resnet import RESNET34_STAGES, RESNET34_WIDTHS, check_batch
 
 
 class EgoRNNClassifier(nn.Module):
-    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants; `scan_unroll` as there).
+    """ego-rnn RGB classifier; attributes as `LSTAClassifier` (no C_o, no variants; `scan_unroll` and
+    `gate_conv` as there).
 
     `__call__(clip, train=False, return_selections=False, return_frame_features=False)` with clip
     (B, T, H, W, 3) returns `logits` (B, M), `features` (B, K) = mean of c_T, `attention` (B, T, h, w) the
@@ -56,6 +57,7 @@ class EgoRNNClassifier(nn.Module):
     dtype: Any = jnp.float32
     remat: bool = False
     scan_unroll: int | str = "auto"
+    gate_conv: str = "auto"
 
     @nn.compact
     def __call__(
@@ -94,7 +96,7 @@ class EgoRNNClassifier(nn.Module):
             out_axes=1,
             unroll=scan_unroll_steps(self.scan_unroll, t),
         )
-        cell = scan_cell(mem_size=self.mem_size, dtype=self.dtype, name="lstm_cell")
+        cell = scan_cell(mem_size=self.mem_size, dtype=self.dtype, gate_conv=self.gate_conv, name="lstm_cell")
         (_, c_last), _ = cell(
             ConvLSTMCell.initial_carry(b, h, w, self.mem_size), attended.reshape(b, t, h, w, k)
         )
@@ -138,7 +140,7 @@ class EgoRNNTwoStream(nn.Module):
     `batchnorm`: 'train' = ego-rnn's protocol (`main-run-twoStream.py` sets only `flowModel.layer4` to
     training mode: its BatchNorm uses batch statistics while training and its running statistics are
     updated; everything else keeps its running statistics) or 'frozen'; `dtype`, `remat` (RGB backbone),
-    `scan_unroll` (the RGB ConvLSTM's scan, as `EgoRNNClassifier`).
+    `scan_unroll`, `gate_conv` (the RGB ConvLSTM's scan and gate convolutions, as `EgoRNNClassifier`).
 
     `__call__(clip, flow, train=False)` with clip (B, T, H, W, 3) and flow (B, H', W', in_channels) returns
     `logits` (B, M), `features` (B, K_flow + K_rgb) the concatenation, `attention` (B, T, h, w) the RGB
@@ -156,6 +158,7 @@ class EgoRNNTwoStream(nn.Module):
     dtype: Any = jnp.float32
     remat: bool = False
     scan_unroll: int | str = "auto"
+    gate_conv: str = "auto"
 
     @nn.compact
     def __call__(self, clip: jax.Array, flow: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -181,6 +184,7 @@ class EgoRNNTwoStream(nn.Module):
             dtype=self.dtype,
             remat=self.remat,
             scan_unroll=self.scan_unroll,
+            gate_conv=self.gate_conv,
             name="frameModel",
         )(clip, train)
         features = jnp.concatenate([flow_out["features"], rgb_out["features"]], axis=-1)  # flow first

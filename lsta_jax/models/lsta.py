@@ -187,6 +187,8 @@ class LSTAClassifier(nn.Module):
         same speed (2.15 s against 2.16 s at 25 frames); 0 = all B*T frames in one call. Training always
         makes one call: XLA's CPU backend runs convolution gradients inside a loop ~8x slower, so to
         differentiate the model with `train=False` (e.g. saliency) on CPU, set 0.
+      gate_conv: how the cell's gate convolutions are computed: "auto" (the backend's default), "im2col" or
+        "xla" (`cells.resolve_gate_conv`); parameters and, up to summation order, numbers are the same.
       variant: ablation variant, see the module docstring.
       verb_classes, noun_classes: > 0 adds the multi-task verb and noun heads (`heads.py`; EPIC-55: 125 and
         352, paper 6.5); 0 (default) = no heads, the parameter tree is unchanged.
@@ -230,6 +232,7 @@ class LSTAClassifier(nn.Module):
     remat: bool = False
     scan_unroll: int | str = "auto"
     backbone_chunk: int = 5
+    gate_conv: str = "auto"
     variant: str = "lsta"
     verb_classes: int = 0
     noun_classes: int = 0
@@ -290,6 +293,7 @@ class LSTAClassifier(nn.Module):
             output_pooling=output_on,
             bias_control=bias_on,
             dtype=self.dtype,
+            gate_conv=self.gate_conv,
             name="lsta_cell",
         )
         carry = LSTACell.initial_carry(b, h, w, self.mem_size)

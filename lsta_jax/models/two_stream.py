@@ -120,6 +120,7 @@ class CrossModalTwoStream(nn.Module):
       batchnorm: 'frozen' or 'train' (the flow ResNet's BatchNorm in training mode while training).
       dtype: compute dtype.
       scan_unroll: the RGB stream's `nn.scan` unrolling (`LSTAClassifier.scan_unroll`).
+      gate_conv: both cells' gate convolutions (`LSTAClassifier.gate_conv`).
 
     `__call__(clip, flow, train=False, return_selections=False)`:
       clip (B, T, H, W, 3) normalised frames; flow (B, H, W, in_channels) one stack (or (B, S, H, W, C)).
@@ -151,6 +152,7 @@ class CrossModalTwoStream(nn.Module):
     batchnorm: str = "frozen"
     dtype: Any = jnp.float32
     scan_unroll: int | str = "auto"
+    gate_conv: str = "auto"
 
     def _conv(self, features: int, name: str) -> nn.Conv:
         """A per-gate bias conv (fusion_kernel x fusion_kernel, stride 1, 'same' zero padding, with bias)."""
@@ -202,6 +204,7 @@ class CrossModalTwoStream(nn.Module):
             dtype=self.dtype,
             variant=self.variant,
             scan_unroll=self.scan_unroll,
+            gate_conv=self.gate_conv,
             name="frameModel",
         )
         b, t = clip.shape[:2]
@@ -245,7 +248,9 @@ class CrossModalTwoStream(nn.Module):
         }
 
         # 6: the ConvLSTM embedding of the motion stream, one step per flow stack, from zero states.
-        cell = ConvLSTMCell(mem_size=self.flow_mem_size, dtype=self.dtype, name="flow_lstm_cell")
+        cell = ConvLSTMCell(
+            mem_size=self.flow_mem_size, dtype=self.dtype, gate_conv=self.gate_conv, name="flow_lstm_cell"
+        )
         carry = ConvLSTMCell.initial_carry(b, *f.shape[2:4], self.flow_mem_size)
         for step in range(s):
             carry, _ = cell(carry, f[:, step], rgb_biases)

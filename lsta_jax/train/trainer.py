@@ -79,7 +79,9 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     inputs = {k: batch[k] for k in names if k in batch}
     if not inputs:
         raise ValueError(f"batch has no model input: keys {sorted(batch)}, expected one of {names}")
-    if any(getattr(v, "dtype", None) == np.uint8 for v in inputs.values()):  # loaders with normalize_on_host=False
+    if any(
+        getattr(v, "dtype", None) == np.uint8 for v in inputs.values()
+    ):  # loaders with normalize_on_host=False
         from lsta_jax.data.device_normalize import normalize_inputs
 
         inputs = normalize_inputs(inputs)  # inside the jitted step: on the device
