@@ -9,17 +9,27 @@ DEMO_DIR ?= demo_out
 # docs: Performance). Unknown to glibc < 2.35, which ignores it; set GLIBC_TUNABLES= to turn it off.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: venv test test-slow lint format demo bench docs lock clean
+.PHONY: venv venv-tpu test test-slow lint format demo bench docs lock clean
 
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	@echo ">> creating $(VENV) from requirements.lock (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e '.[torch,dev,tpu]'
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e '.[torch,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# libtpu (the `tpu` extra), so that `python -m lsta_jax.preflight` and its test compile for TPU slices on this
+# host; CI installs it. Not in the default venv: on a host without a TPU, libtpu logs its failed
+# initialisation to stderr at every JAX start.
+TPU_STAMP := $(VENV)/.tpu-installed
+$(TPU_STAMP): $(STAMP)
+	$(PY) -m pip install -q libtpu==0.0.42.1
+	@touch $(TPU_STAMP)
+
+venv-tpu: $(TPU_STAMP)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -46,7 +46,7 @@ from typing import Any
 from lsta_jax import cli
 
 GIB = 1024**3
-INSTALL_HINT = "pip install -e '.[tpu]'"
+INSTALL_HINT = "pip install -e '.[tpu]' (or make venv-tpu)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +127,7 @@ def resolve_backend_defaults(config: Any, platform: str) -> dict[str, Any]:
 
 def build_model(config: Any) -> Any:
     """The config's model, as `trainer.train_and_evaluate` builds it (class counts must be set)."""
-    from lsta_jax.models import create_model
+    from lsta_jax.models import create_model, registry
     from lsta_jax.train import trainer
 
     if config.model.num_classes <= 0:
@@ -135,7 +135,10 @@ def build_model(config: Any) -> Any:
             "config.model.num_classes is 0 (taken from the dataset in training): set "
             "--config.model.num_classes=N"
         )
-    if config.model.get("verb_classes", None) == 0 and config.model.kind in trainer.MOTION_SELECTOR_KINDS:
+    if (
+        config.model.get("verb_classes", None) == 0
+        and registry.model_kind(config.model.kind).selector_from_init
+    ):
         raise PreflightError(
             "config.model.verb_classes is 0 (taken from the motion stream's checkpoint in training): set "
             "--config.model.verb_classes=N"
@@ -358,9 +361,10 @@ class RunCompiler:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
         from lsta_jax import inference
+        from lsta_jax.models import registry
         from lsta_jax.train import trainer
 
-        if self.config.model.kind not in inference.CLIP_CLASSIFIER_KINDS:
+        if not registry.model_kind(self.config.model.kind).clip_classifier:
             return None
         local = self.target.local_devices
         batch = -(-batch // len(local)) * len(local)

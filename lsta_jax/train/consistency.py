@@ -21,7 +21,7 @@ from typing import Any
 
 import flax.linen as nn
 
-#: The batch entries each `config.data.modality` provides to the model (`trainer.MODEL_INPUT_KEYS`).
+#: The batch entries each `config.data.modality` provides to the model (`registry.input_names()`).
 MODALITY_INPUTS: dict[str, tuple[str, ...]] = {
     "rgb": ("clip",),
     "flow": ("flow",),
