@@ -1,4 +1,4 @@
-"""Pre-training on `synthetic_objects`: the ImageNet stage of the embedded data (issue 10).
+"""Pre-training on `synthetic_objects`: the ImageNet stage of the embedded data.
 
 A small ResNet (stages (1, 1, 1, 1), widths (16, 32, 32, 32), output stride 8: stage strides (1, 2, 2, 1)
 and no stem max-pool) learns to classify 32 object kinds from single table-top frames, as torchvision trained

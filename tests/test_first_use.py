@@ -1,4 +1,4 @@
-"""First use without surprises (issue 10 item 7): an unbuilt dataset is one line naming the fix, orbax's
+"""First use without surprises: an unbuilt dataset is one line naming the fix, orbax's
 "Metadata file does not exist" warnings stay off the console, and the module import graph has no cycles."""
 
 import ast

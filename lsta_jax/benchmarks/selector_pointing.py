@@ -1,4 +1,4 @@
-"""Where a frozen pre-trained selector points on `synthetic_ego`, before any LSTA training (issue 10).
+"""Where a frozen pre-trained selector points on `synthetic_ego`, before any LSTA training.
 
     python -m lsta_jax.benchmarks.selector_pointing --pretrain runs/pretrain --data-dir /tmp/tfds
 

@@ -12,7 +12,7 @@ synthetic_ego's hand while it acts), and in a fraction `second_object` of the he
 another kind stands unheld on the other side; otherwise the hand is next to the object or anywhere. Label =
 the object's kind, `<colour>_<shape>` (the held one when the hand holds one).
 
-Why hands holding the labelled object (issue 10): ImageNet photos of cups, bottles, jars often show them in a
+Why hands holding the labelled object: ImageNet photos of cups, bottles, jars often show them in a
 hand, partly covered by it, among other things, so the paper's selector (the ImageNet fc's top-class CAM)
 has learnt that the object in the hand is what the image is about (our reading; the paper does not say).
 Without held images (`hand=0.5, held=0.5` near, not over, the
