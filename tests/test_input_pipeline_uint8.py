@@ -132,8 +132,9 @@ def test_training_on_uint8_batches_equals_training_on_host_normalised_ones(tmp_p
     """Two steps of the trainer on a tfds build: uint8 batches (make_data's default, normalised in the jitted
     step) and host-normalised float32 batches give the same parameters (about 100 s: two trainer runs)."""
     from lsta_jax.train import trainer
-    from lsta_jax.train.config import load_config, set_synthetic
+    from lsta_jax.train.config import load_config
     from lsta_jax.train.input_pipeline import make_data
+    from lsta_jax.train.presets import set_synthetic
 
     def config(on_device: bool):
         c = set_synthetic(load_config("configs/synthetic.py:toy"))
