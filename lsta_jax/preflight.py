@@ -218,16 +218,36 @@ def hlo_op_counts(hlo_text: str) -> dict[str, int]:
 _COMPILED: dict[tuple[str, str], tuple[CompiledReport, Any]] = {}
 
 
+_OUT_OF_MEMORY = re.compile(r"RESOURCE_EXHAUSTED: .*?required for HLO temporaries \(([0-9.]+)([KMGT])\)")
+
+
+def out_of_memory_bytes(message: str) -> int | None:
+    """The temporaries' bytes named by the TPU compiler's out-of-HBM refusal ('... the total memory required
+    for HLO temporaries (16.49G) exceeds available HBM ...'); None for any other error."""
+    match = _OUT_OF_MEMORY.search(message)
+    if match is None:
+        return None
+    return int(float(match.group(1)) * 1024 ** "KMGT".index(match.group(2)) * 1024)
+
+
 def compile_lowered(function: str, batch: int, lowered: Any, topology: str) -> tuple[CompiledReport, Any]:
     """Compile `lowered` for `topology`; its report (XLA's per-chip memory and cost analyses, not
     `optimal_seconds`, which the TPU cost model reports as a negative number for these programs) and the
-    executable (`input_formats`: the layouts of the arguments)."""
+    executable (`input_formats`: the layouts of the arguments). A program the compiler refuses for want of
+    HBM gives a report holding only the temporaries it asked for (so it does not fit) and no executable."""
     key = (topology, hashlib.sha256(lowered.as_text().encode()).hexdigest())
     if key in _COMPILED:
         report, compiled = _COMPILED[key]
         return dataclasses.replace(report, function=function, global_batch=batch), compiled
     start = time.perf_counter()
-    compiled = lowered.compile()
+    try:
+        compiled = lowered.compile()
+    except Exception as e:  # jax.errors.JaxRuntimeError: the TPU compiler refuses what cannot fit in HBM
+        required = out_of_memory_bytes(str(e))
+        if required is None:
+            raise
+        report = CompiledReport(function, batch, 0, 0, 0, required, 0, 0.0, time.perf_counter() - start, 0, 0)
+        return report, None
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()

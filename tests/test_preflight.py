@@ -167,3 +167,16 @@ def test_largest_fitting_batch_against_brute_force(bend):
     best, searched = preflight.largest_fitting_batch(compile_train, multiple, hbm, known)
     assert best == expected
     assert len(calls) <= (4 if bend == 0 else 12) and len(searched) == len(set(calls))
+
+
+def test_compiler_out_of_memory_refusal_reads_as_a_batch_that_does_not_fit():
+    # the TPU compiler's own refusal (seen for GTEA61 stage 1 at a large batch on v5e)
+    message = (
+        "RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory required for HLO temporaries "
+        "(16.49G) exceeds available HBM (15.75G)."
+    )
+    required = preflight.out_of_memory_bytes(message)
+    assert required == int(16.49 * 2**30)
+    report = preflight.CompiledReport("train", 64, 0, 0, 0, required, 0, 0.0, 1.0, 0, 0)
+    assert not preflight.fits(report, 15.75 * 2**30)
+    assert preflight.out_of_memory_bytes("INVALID_ARGUMENT: something else") is None
