@@ -88,20 +88,15 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return inputs
 
 
-#: the model inputs a batch of each `config.data.modality` holds
-MODALITY_INPUTS = {"rgb": ("clip",), "flow": ("flow",), "rgb+flow": ("clip", "flow")}
-
-
 def example_inputs(config: Any) -> dict[str, jax.Array]:
     """Zero model inputs of one clip in the geometry of `config.data` (`registry.zero_inputs`): `clip`
     (1, T, S, S, 3) for RGB, `flow` (1, S, S, 2 * flow_stack) for flow, both for 'rgb+flow'."""
     d = config.data
     modality = d.get("modality", "rgb")
-    if modality not in MODALITY_INPUTS:
-        raise ValueError(f"config.data.modality {modality!r}: expected one of {', '.join(MODALITY_INPUTS)}")
-    zeros = registry.zero_inputs(
-        MODALITY_INPUTS[modality], d.num_frames, d.crop_size, 2 * d.get("flow_stack", 5)
-    )
+    given = consistency.MODALITY_INPUTS
+    if modality not in given:
+        raise ValueError(f"config.data.modality {modality!r}: expected one of {', '.join(given)}")
+    zeros = registry.zero_inputs(given[modality], d.num_frames, d.crop_size, 2 * d.get("flow_stack", 5))
     return {name: jnp.asarray(value) for name, value in zeros.items()}
 
 
@@ -701,7 +696,6 @@ def write_eval_outputs(directory: Path, summary: dict[str, Any], class_names: li
 
 
 __all__ = [
-    "MODALITY_INPUTS",
     "NonFiniteLoss",
     "TrainState",
     "compile_steps",
