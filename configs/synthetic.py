@@ -16,6 +16,8 @@ max-pool), so the attention map is 7x7 as ResNet-34's at 224 px. At the torchvis
 
 Args (`configs/synthetic.py:variant=convlstm,stage=2`; a bare value is the variant): `variant` one of the
 Table 1 variants of `lsta_jax.models.lsta.VARIANTS` or `ego_rnn` (kind `convlstm_rgb`); `stage` 1 or 2;
+`layout` `middle` (default, the demo's data) or `scattered` (objects anywhere, two confusers:
+`lsta_jax.data.synthetic`);
 `toy`: the in-memory toy clips with a from-scratch backbone (BatchNorm in training mode), for tests.
 
 Measured here (2 CPU cores, seed 0, 144 held-out clips, 18 classes, chance 5.6%), LSTA stage 1 from the
@@ -33,10 +35,11 @@ from lsta_jax.train.presets import SYNTHETIC_RGB_DROPOUT, set_synthetic, set_toy
 def get_config(arg=None):
     if arg == "toy":
         return toy_config()
-    args = parse_arg(arg, variant="lsta", stage=1)
+    args = parse_arg(arg, variant="lsta", stage=1, layout="middle")
     c = default_config()
-    c.name = f"synthetic_{args['variant']}_stage{args['stage']}"
-    set_synthetic(c)  # data, classes, the small backbone, memory 32, 16 output-pooling classes
+    layout = "" if args["layout"] == "middle" else f"_{args['layout']}"
+    c.name = f"synthetic{layout}_{args['variant']}_stage{args['stage']}"
+    set_synthetic(c, layout=args["layout"])  # data, classes, the small backbone, memory 32, 16 output classes
     c.model.update(dropout_rate=SYNTHETIC_RGB_DROPOUT, batchnorm="frozen")
     if args["variant"] == "ego_rnn":
         c.model.kind = "convlstm_rgb"

@@ -3,14 +3,16 @@
 The pointing game (`lsta_jax.pointing`: argmax within one cell of the hand's or the target's box) is lenient
 on `synthetic_ego`: the boxes sit near the centre and cover many cells, so a constant map on the centre cell
 scores above any trained model. The scores here read the same maps against the same boxes
-(`lsta_jax.data.synthetic.BOX_NAMES`: hand, target, confuser, in units of the model's input crop), each on
+(`lsta_jax.data.synthetic.BOX_NAMES`: hand, target, confuser, and a second confuser in the scattered layout,
+in units of the model's input crop), each on
 the frames where it is defined; docs/attention-scores.md gives the definitions and the measured values.
 
 - `pointing_strict`: the argmax cell overlaps the hand's or the target's box (`pointing.box_cells`, no
   tolerance); frames as the pointing game counts them.
-- `target_over_confuser`: over the frames where the target and the confuser both overlap the map, the
-  fraction where the map's density inside the target's box exceeds its density inside the confuser's box
-  (ties count half). The density of a box is the map's mass inside it over its area in cells, both with
+- `target_over_confuser`: over the (frame, confuser) pairs where the target and that confuser both overlap
+  the map, the fraction where the map's density inside the target's box exceeds its density inside the
+  confuser's box (ties count half); with one confuser per frame, the fraction of frames. The density of a
+  box is the map's mass inside it over its area in cells, both with
   fractional cell coverage (`box_coverage`: a cell half covered by the box adds half its mass and half a
   cell of area). A constant map scores exactly 0.5.
 - `energy_in_box`: the map's mass inside hand ∪ target over the union's share of the frame (both with
@@ -87,19 +89,25 @@ def strict_pointing_hits(maps: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarra
 
 
 def target_over_confuser_wins(maps: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(wins, counted) (N, T): wins 1 where the target's density exceeds the confuser's, 0.5 on a tie, 0
-    below; counted where both boxes overlap the map. maps (N, T, h, w), boxes (N, T, 3, 4)."""
+    """(wins, counted) (N, T): over the confusers (boxes CONFUSER onwards: one, or two in the scattered
+    layout) that overlap the map beside the target, the sum of 1 where the target's density exceeds the
+    confuser's, 0.5 on a tie, 0 below, and the number of such pairs. maps (N, T, h, w), boxes (N, T, K, 4)."""
     mass = normalize_maps(maps)
     h, w = mass.shape[-2:]
     boxes = np.asarray(boxes)
-    cover_t, cover_c = box_coverage(boxes[:, :, TARGET], h, w), box_coverage(boxes[:, :, CONFUSER], h, w)
-    area_t, area_c = cover_t.sum(axis=(-2, -1)), cover_c.sum(axis=(-2, -1))
-    counted = (area_t > 0) & (area_c > 0)
+    cover_t = box_coverage(boxes[:, :, TARGET], h, w)
+    area_t = cover_t.sum(axis=(-2, -1))
     density_t = (mass * cover_t).sum(axis=(-2, -1)) / np.maximum(area_t, 1e-12)
-    density_c = (mass * cover_c).sum(axis=(-2, -1)) / np.maximum(area_c, 1e-12)
-    tie = np.isclose(density_t, density_c, rtol=TIE_RTOL, atol=0.0)
-    wins = np.where(tie, 0.5, (density_t > density_c).astype(np.float64))
-    return np.where(counted, wins, 0.0), counted
+    wins, counted = np.zeros(area_t.shape), np.zeros(area_t.shape, np.int64)
+    for confuser in range(CONFUSER, boxes.shape[2]):
+        cover_c = box_coverage(boxes[:, :, confuser], h, w)
+        area_c = cover_c.sum(axis=(-2, -1))
+        pair = (area_t > 0) & (area_c > 0)
+        density_c = (mass * cover_c).sum(axis=(-2, -1)) / np.maximum(area_c, 1e-12)
+        tie = np.isclose(density_t, density_c, rtol=TIE_RTOL, atol=0.0)
+        wins += np.where(pair, np.where(tie, 0.5, (density_t > density_c).astype(np.float64)), 0.0)
+        counted += pair
+    return wins, counted
 
 
 def energy_in_box_parts(maps: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,14 +133,14 @@ def score_maps(maps: np.ndarray, boxes: np.ndarray, frames: np.ndarray | None = 
     strict, _ = strict_pointing_hits(maps, boxes)
     wins, pairs = target_over_confuser_wins(maps, boxes)
     mass, share = energy_in_box_parts(maps, boxes)
-    counted, pairs = counted & keep, pairs & keep
+    counted, pairs = counted & keep, pairs * keep
     return {
         "pointing_game": pointing_game(hits & counted, counted),
         "pointing_strict": pointing_game(strict & counted, counted),
-        "target_over_confuser": _ratio(wins * pairs, pairs),
+        "target_over_confuser": _ratio(wins * keep, pairs),
         "energy_in_box": _ratio(mass * keep, share * keep),
         "pointing_frames": int(counted.sum()),
-        "target_confuser_frames": int(pairs.sum()),
+        "target_confuser_frames": int(np.sum(pairs > 0)),
     }
 
 

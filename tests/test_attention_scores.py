@@ -286,3 +286,20 @@ def test_benchmark_commands_refuse_a_missing_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--checkpoint", str(tmp_path / "nope")])
     assert exit_info.value.code == 2 and "--checkpoint" in capsys.readouterr().err
+
+
+def test_target_over_confuser_counts_each_visible_confuser_of_the_scattered_layout():
+    # a second confuser in cell (3, 3); the map's densities: target 0.15, confuser 0.1, second confuser 0.2
+    second = [0.75, 0.75, 1.0, 1.0]
+    boxes = one_frame([HAND, TARGET, CONFUSER, second])  # (1, 1, 4, 4)
+    m = np.full((4, 4), 0.45 / 12)
+    m[0, 0] = m[0, 1] = 0.15
+    m[0, 3], m[3, 3] = 0.1, 0.2
+    wins, counted = target_over_confuser_wins(m[None, None], boxes)
+    assert counted.tolist() == [[2]] and wins.tolist() == [[1.0]]  # beats one of the two
+    assert score_maps(m[None, None], boxes)["target_over_confuser"] == 0.5
+    # out of view, the second confuser does not count: one pair, won
+    hidden = one_frame([HAND, TARGET, CONFUSER, [0.0, 0.0, 0.0, 0.0]])
+    assert score_maps(m[None, None], hidden)["target_over_confuser"] == 1.0
+    # a constant map ties with both: 0.5
+    assert score_maps(np.ones((1, 1, 4, 4)), boxes)["target_over_confuser"] == 0.5

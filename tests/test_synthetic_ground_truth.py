@@ -229,3 +229,57 @@ def test_evaluate_scores_the_attention_of_every_real_clip_once(tmp_path):
         pointing_game(hits & in_view, counted & in_view), nan_ok=True
     )
     assert summary["pointing_per_frame"] == pytest.approx(pointing_per_frame(hits, counted))
+
+
+def test_scattered_layout_puts_three_kinds_anywhere_apart_and_boxes_them():
+    from lsta_jax.data.synthetic import (
+        SCATTERED_COLS,
+        SCATTERED_MIN_DISTANCE,
+        SCATTERED_ROWS,
+        SyntheticOptions,
+        generate_with_boxes,
+    )
+
+    options = SyntheticOptions(
+        layout="scattered", num_confusers=2, num_train=0, num_test=36, num_distractors=0
+    )
+    assert options.box_names() == ("hand", "target", "confuser", "confuser_2")
+    frames, labels, boxes = generate_with_boxes(options, "test")
+    assert boxes.shape == (36, 16, 4, 4)
+    centres = (boxes[:, 0, 1:, :2] + boxes[:, 0, 1:, 2:]) / 2  # frame 0: target, confusers (y, x)
+    # at frame 0 (no camera drift yet) the target stands at its place for take, shake and pour (open/close
+    # add the lid to its box; put brings it in the hand)
+    lidless = np.isin(labels // 3, [0, 4, 5])
+    ys, xs = centres[..., 0], centres[..., 1]
+    objects = np.concatenate([centres[lidless][:, 0], centres[:, 1:].reshape(-1, 2)])
+    assert SCATTERED_ROWS[0] <= objects[:, 0].min() and objects[:, 0].max() <= SCATTERED_ROWS[1]
+    assert SCATTERED_COLS[0] <= objects[:, 1].min() and objects[:, 1].max() <= SCATTERED_COLS[1]
+    # spread over the table, not a middle band: the columns' spread is near a uniform's (0.7 / sqrt(12) = 0.2)
+    assert xs[:, 1:].std() > 0.15 and ys[:, 1:].std() > 0.1
+    # no two objects closer than the minimum distance (confuser-confuser, and target-confuser where the
+    # target stands at its place)
+    gap = np.linalg.norm(centres[:, 1] - centres[:, 2], axis=-1)
+    assert gap.min() >= SCATTERED_MIN_DISTANCE - 1e-6
+    near = np.linalg.norm(centres[lidless][:, 0, None] - centres[lidless][:, 1:], axis=-1)
+    assert near.min() >= SCATTERED_MIN_DISTANCE - 1e-6
+    # every clip shows all three kinds: the target's and two others, each drawn in its colour at its centre
+    for clip, label, clip_centres in zip(frames, labels, centres, strict=True):
+        noun = label % 3
+        seen = set()
+        for k, (cy, cx) in enumerate(clip_centres[1:]):
+            pixel = clip[0, int(cy * 64), int(cx * 64)].astype(np.float32)
+            kind = [n for n in NOUNS[:3] if np.abs(pixel - NOUN_STYLE[n][0]).max() <= 1]
+            assert len(kind) == 1, (k, pixel)
+            seen.add(NOUNS.index(kind[0]))
+        assert seen == {0, 1, 2} - {noun}
+
+
+def test_layouts_refuse_the_wrong_number_of_confusers():
+    from lsta_jax.data.synthetic import SyntheticOptions
+
+    with pytest.raises(ValueError, match="needs num_confusers"):
+        SyntheticOptions(layout="scattered").validate()
+    with pytest.raises(ValueError, match="needs num_confusers"):
+        SyntheticOptions(num_confusers=2).validate()
+    with pytest.raises(ValueError, match="layout must be one of"):
+        SyntheticOptions(layout="corner").validate()

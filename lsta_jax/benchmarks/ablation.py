@@ -19,6 +19,9 @@ verbs from the pre-trained backbone, then activities; the paper gives 40.52% in 
 `lsta` RGB run of the same seed and stage with that motion stream (`lsta_jax.evaluate --flow-checkpoint`),
 `two_stream` the cross-modal fusion trained from both (`configs/lsta_two_stream.py`). Runs missing for a
 row (the `lsta` RGB run, the motion stream) are made first.
+
+`--layout scattered` runs every row on the `scattered` build of `synthetic_ego` (objects anywhere, two
+confusers; its design and predictions are in `lsta_jax.data.synthetic`); the pre-training is the same.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 from lsta_jax import cli
 from lsta_jax.attention_scores import BASELINE_LABELS, SCORES
+from lsta_jax.train.presets import SYNTHETIC_LAYOUTS, set_synthetic_layout
 
 PAPER = {  # GTEA61 fixed split, paper Table 1 (docs/differences.md §8); ego-rnn: the paper's Table 2 row
     "convlstm": 51.72,
@@ -88,6 +92,7 @@ def _rgb_run(
             config.model.variant = variant
         else:
             config = load_config(f"{CONFIGS / 'synthetic.py'}:variant={variant},stage={stage}")
+            set_synthetic_layout(config, args.layout)
             config.data.data_dir = str(root / "tfds")
             config.init_from = init
         config.seed = seed
@@ -104,13 +109,14 @@ def _rgb_run(
     return summary, workdir
 
 
-def _motion_stream(seed: int, root: Path, pretrain: Path) -> tuple[dict[str, Any], Path]:
+def _motion_stream(seed: int, layout: str, root: Path, pretrain: Path) -> tuple[dict[str, Any], Path]:
     """The motion stream of one seed: verbs from the pre-trained backbone, then activities with attention."""
     from lsta_jax.train.config import load_config
 
     init = str(pretrain)
     for stage in ("verb", "activity"):
         config = load_config(f"{CONFIGS / 'lsta_flow.py'}:stage={stage},dataset=synthetic")
+        set_synthetic_layout(config, layout)
         config.data.data_dir = str(root / "tfds")
         config.init_from = init
         config.seed = seed
@@ -125,11 +131,12 @@ def _two_stream_row(variant: str, seed: int, args: argparse.Namespace, root: Pat
     from lsta_jax.evaluate import evaluate_late_fusion
     from lsta_jax.train.config import load_config
 
-    flow_summary, flow_workdir = _motion_stream(seed, root, pretrain)
+    flow_summary, flow_workdir = _motion_stream(seed, args.layout, root, pretrain)
     if variant == "lsta_flow":
         return flow_summary
     _, rgb_workdir = _rgb_run("lsta", seed, args, root, pretrain)
     config = load_config(f"{CONFIGS / 'lsta_two_stream.py'}:dataset=synthetic")
+    set_synthetic_layout(config, args.layout)
     config.data.data_dir = str(root / "tfds")
     config.seed = seed
     if args.frames:
@@ -217,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         help="override data.num_frames of both stages (default: the config's)",
     )
     parser.add_argument("--dataset", default="synthetic_ego", choices=("toy", "synthetic_ego"))
+    parser.add_argument(
+        "--layout",
+        default="middle",
+        choices=tuple(SYNTHETIC_LAYOUTS),
+        help="synthetic_ego layout: middle (the demo's data) or scattered (objects anywhere, two confusers)",
+    )
     parser.add_argument("--stage2", action="store_true", help="also run stage 2 and report it")
     parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary directory)")
     parser.add_argument(

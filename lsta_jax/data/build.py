@@ -124,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(default, bool):
             switches.append(flag)  # a switch; None (the option's default) when not given
             parser.add_argument(flag, action="store_const", const=True, help=f"synthetic: {field.name}")
+        elif field.name == "layout":
+            parser.add_argument(
+                flag,
+                choices=synthetic.LAYOUTS,
+                default=None,
+                help=f"synthetic: {field.name} (default: {default})",
+            )
         else:
             parser.add_argument(
                 flag,

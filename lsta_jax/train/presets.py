@@ -67,15 +67,37 @@ SYNTHETIC_BACKBONE: dict[str, Any] = dict(
 SYNTHETIC_RGB_DROPOUT = 0.3
 
 
-def set_synthetic(c: ml_collections.ConfigDict, flow: bool = False) -> ml_collections.ConfigDict:
-    """Point `c.data` at the default `synthetic_ego` (the demo's data, 16 frames stored at 64 px, cropped to
+#: `synthetic_ego` layouts (lsta_jax.data.synthetic): where the objects stand, how many confusers there are.
+SYNTHETIC_LAYOUTS: dict[str, dict[str, Any]] = {
+    "middle": dict(layout="middle", num_confusers=1),  # the default data (the demo's)
+    "scattered": dict(layout="scattered", num_confusers=2),  # objects anywhere, two confusers
+}
+
+
+def set_synthetic_layout(c: ml_collections.ConfigDict, layout: str) -> ml_collections.ConfigDict:
+    """Make a `synthetic_ego` config read the build of another layout (`SYNTHETIC_LAYOUTS`); the rest of the
+    options (frames, size, clips, flow) stay."""
+    if layout not in SYNTHETIC_LAYOUTS:
+        raise ValueError(
+            f"unknown synthetic_ego layout {layout!r}; choose one of {', '.join(SYNTHETIC_LAYOUTS)}"
+        )
+    c.data.synthetic.update(SYNTHETIC_LAYOUTS[layout])
+    return c
+
+
+def set_synthetic(
+    c: ml_collections.ConfigDict, flow: bool = False, layout: str = "middle"
+) -> ml_collections.ConfigDict:
+    """Point `c.data` at `synthetic_ego` (by default the demo's data, 16 frames stored at 64 px, cropped to
     56) and size `c.model` for it: its classes, `SYNTHETIC_BACKBONE`, and the small widths of the LSTA parts
     the config has (memory 32, 16 output-pooling classes, the 32 `synthetic_objects` classes as the
-    attention selector's). `flow=True` reads the build that also stores TV-L1 flow (the same clips)."""
+    attention selector's). `flow=True` reads the build that also stores TV-L1 flow (the same clips);
+    `layout` one of `SYNTHETIC_LAYOUTS`."""
     from lsta_jax.data.synthetic import SyntheticOptions
 
     options = SyntheticOptions(flow=flow)  # the defaults: what `python -m lsta_jax.data export` writes
     c.data.synthetic = dataclasses.asdict(options)
+    set_synthetic_layout(c, layout)
     c.data.update(
         name="synthetic_ego",
         builder_config="",
