@@ -44,7 +44,14 @@ def get_config(arg=None):
     if args["variant"] == "ego_rnn":
         c.model.kind = "convlstm_rgb"
         # ego-rnn's ConvLSTM classifier has no ablation variant, output pooling or multi-task heads
-        for key in ("variant", "c_cam_classes", "verb_classes", "noun_classes", "head_bias_control"):
+        for key in (
+            "variant",
+            "c_cam_classes",
+            "verb_classes",
+            "noun_classes",
+            "head_bias_control",
+            "selector_map",
+        ):
             del c.model[key]
     else:
         c.model.variant = args["variant"]

@@ -17,6 +17,10 @@ reads both maps of every frame of `--config`'s eval split (`synthetic_ego`, whic
   exp(range of s_t) bounds how much the memory can reweight two positions; exp(range of ν_a) is how peaked
   the selector already is.
 
+With `model.selector_map='standardized'` (a departure, `lsta_jax.models.selector.rescale_selector_map`)
+ν_a is read as the cell receives it, standardised per frame: the map without memory is then softmax of the
+standardised CAM, and s_t's range is measured against it.
+
 `--output FILE` writes everything as JSON. The model must be an LSTA variant with attention pooling.
 """
 
@@ -44,6 +48,7 @@ def lsta_and_selector_maps(
     import jax
 
     from lsta_jax.models.lsta import VARIANTS
+    from lsta_jax.models.selector import rescale_selector_map
     from lsta_jax.selector_cam import selector_cam_fn
 
     variant = getattr(model, "variant", None)
@@ -59,7 +64,10 @@ def lsta_and_selector_maps(
     for batch in batches:
         real = np.asarray(batch.get("mask", np.ones(len(batch["clip"]), bool)), bool)
         out["attention"].append(np.asarray(forward(variables, batch["clip"]))[real])
-        out["cam"].append(np.asarray(selector[0](batch["clip"]))[real])
+        cam = selector[0](batch["clip"])  # ν_a as the cell receives it (the model's `selector_map`)
+        out["cam"].append(
+            np.asarray(rescale_selector_map(cam, getattr(model, "selector_map", "logits")))[real]
+        )
         out["boxes"].append(np.asarray(batch["boxes"])[real])
     return {k: np.concatenate(v) for k, v in out.items()}
 

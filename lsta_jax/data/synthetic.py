@@ -125,7 +125,9 @@ class SyntheticOptions:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         allowed = (2,) if self.layout == "scattered" else (0, 1)
         if self.num_confusers not in allowed:
-            raise ValueError(f"layout {self.layout!r} needs num_confusers in {allowed}, got {self.num_confusers}")
+            raise ValueError(
+                f"layout {self.layout!r} needs num_confusers in {allowed}, got {self.num_confusers}"
+            )
         if self.layout == "scattered" and self.num_nouns < 3:
             raise ValueError("the scattered layout needs num_nouns >= 3 (two confusers of other kinds)")
         if self.frame_size < 16 or self.num_frames < 5:

@@ -194,6 +194,10 @@ class LSTAClassifier(nn.Module):
         352, paper 6.5); 0 (default) = no heads, the parameter tree is unchanged.
       head_bias_control: how the activity logits control the verb/noun biases: 'logits' (default),
         'probabilities' or 'none' (`heads.py`).
+      selector_map: how the cell receives the selector's map ν_a (`selector.rescale_selector_map`):
+        'logits' (default, the authors' code) or 'standardized' (per frame zero mean, unit std over the
+        positions, in the attention gates and in u_t = softmax(s_t + ν_a); an opt-in departure,
+        docs/differences.md §10). `attention_class` and the parameters do not change.
 
     Parameter tree: `resNet/...` (incl. `resNet/fc`), `lsta_cell/{conv_i_s, ..., conv_o_c, c_classifier,
     coupling_fc}`, `fc` (+ `fc_verb`, `fc_noun`, `action_to_verb`, `action_to_noun` with the heads);
@@ -237,6 +241,7 @@ class LSTAClassifier(nn.Module):
     verb_classes: int = 0
     noun_classes: int = 0
     head_bias_control: str = "logits"
+    selector_map: str = "logits"
 
     @nn.compact
     def __call__(
@@ -277,6 +282,7 @@ class LSTAClassifier(nn.Module):
         )
         h, w, k = out["layer4"].shape[1:]
         cam, attention_class = out["cam"], out["attention_class"]
+        cam = selector.rescale_selector_map(cam, self.selector_map)
 
         scan_cell = nn.scan(
             LSTACell,

@@ -109,3 +109,23 @@ def spatial_softmax(logits: jax.Array) -> jax.Array:
     """Softmax over the H*W positions of (B, H, W) logits, per sample (eq. 6: u_t = softmax(ν_a + s_t))."""
     b, h, w = logits.shape
     return jax.nn.softmax(logits.reshape(b, h * w), axis=-1).reshape(b, h, w)
+
+
+#: How the LSTA cell receives the attention-pooling map ν_a (`LSTAClassifier.selector_map`): 'logits' as the
+#: selector returns it (the authors' code), 'standardized' per frame to zero mean and unit standard deviation
+#: over the positions (an opt-in departure, docs/differences.md §10).
+SELECTOR_MAP_SCALES = ("logits", "standardized")
+
+
+def rescale_selector_map(cam: jax.Array, scale: str) -> jax.Array:
+    """ν_a (..., H, W) for the LSTA cell: unchanged with 'logits'; with 'standardized' (ν_a - mean) / std over
+    the H*W positions of each map (a constant map stays all zeros), so that ν_a spans a few units, the scale
+    of the attention memory's s_t in (-1, 1) (eq. 6 adds the two), instead of the tens of logits a trained
+    selector's CAM spans."""
+    if scale == "logits":
+        return cam
+    if scale != "standardized":
+        raise ValueError(f"selector_map must be one of {', '.join(SELECTOR_MAP_SCALES)}, got {scale!r}")
+    centred = cam - cam.mean(axis=(-2, -1), keepdims=True)
+    std = jnp.sqrt(jnp.mean(jnp.square(centred), axis=(-2, -1), keepdims=True))
+    return centred / jnp.maximum(std, 1e-6)

@@ -41,7 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
         "lsta_rgb",
         *("num_classes", "mem_size", "c_cam_classes", "attention_classes", "backbone_stage_sizes"),
         *("backbone_widths", "dropout_rate", "dtype", "remat", "variant", "verb_classes", "noun_classes"),
-        *("head_bias_control", "batchnorm", "gate_conv"),
+        *("head_bias_control", "batchnorm", "gate_conv", "selector_map"),
     )
     c.data = ml_collections.ConfigDict(
         dict(

@@ -449,6 +449,14 @@ def check_model_fields(config: Any, workdir: Path) -> None:
     saved = json.loads(path.read_text()).get("model", {})
     now = json.loads(config.to_json_best_effort() if hasattr(config, "to_json_best_effort") else "{}")
     now = now.get("model", {})
+    # a field one side lacks has the module default (a workdir written before the field existed)
+    from lsta_jax.models import registry
+
+    kind = now.get("kind", saved.get("kind"))
+    defaults = (
+        json.loads(json.dumps(registry.defaults(kind), default=str)) if kind in registry.kinds() else {}
+    )
+    saved, now = {**defaults, **saved}, {**defaults, **now}
     differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if differ:
         fields = "; ".join(f"model.{k}: {saved.get(k)!r} in the workdir, {now.get(k)!r} now" for k in differ)
