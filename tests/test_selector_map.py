@@ -1,8 +1,8 @@
 """The opt-in `selector_map` field of the LSTA classifier: how the cell receives the selector's CAM ν_a.
 
 'logits' (the default) is the authors' code, checked against the torch reference by the parity tests in
-test_lsta.py, which build the model with the default. 'standardized' is a departure (docs/differences.md,
-"Departures"): ν_a per frame to zero mean and unit standard deviation over the positions.
+test_lsta.py, which build the model with the default. 'standardized' is a departure (docs/differences.md
+§10): ν_a per frame to zero mean and unit standard deviation over the positions.
 """
 
 import json
