@@ -105,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-stage2", action="store_true", help="stop after stage 1 (a shorter demo)")
     parser.add_argument("--num-predict", type=int, default=4, help="held-out clips to predict with overlays")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the LSTA stages (default: the config's, 0); the pre-training keeps its own, shared as "
+        "ImageNet weights are. One run is one draw: docs/results.md gives the spread over seeds",
+    )
     args = parser.parse_args(argv)
 
     from lsta_jax.checkpoint import load_class_names
@@ -119,14 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     if args.dataset == "toy":
         config = demo_config(args.fast, "toy")
+        config.seed = config.seed if args.seed is None else args.seed
         print(f"[1/3] train: toy clips, {config.model.num_classes} classes, from scratch", flush=True)
         timings["train"] = _train(config, workdir, "toy")
     else:
         configs = {stage: demo_config(args.fast, "synthetic_ego", stage) for stage in ("pretrain", "stage1")}
         if not args.no_stage2:
             configs["stage2"] = demo_config(args.fast, "synthetic_ego", "stage2")
-        for c in configs.values():
+        for stage, c in configs.items():
             c.data.data_dir = c.data.data_dir or str(out / "tfds")  # built on the first run, reused after
+            if args.seed is not None and stage != "pretrain":
+                c.seed = args.seed
         workdirs = {"pretrain": out / "pretrain", "stage1": out / "stage1", "stage2": workdir}
         if args.no_stage2:
             workdirs["stage1"] = workdir
@@ -201,14 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         "pointing_per_frame": summary.get("pointing_per_frame"),
         **{k: summary.get(k) for k in ATTENTION_KEYS},
         "chance": chance,
+        "seed": int(config.seed),
         "predictions": predicted,
         "total_seconds": round(total, 1),
     }
     (out / "demo_report.json").write_text(json.dumps(report, indent=2) + "\n")
     pointing = f", pointing game {summary['pointing_game']:.3f}" if "pointing_game" in summary else ""
     print(
-        f"done in {total:.0f} s: top-1 {summary['top1']:.3f} vs chance {chance:.3f}{pointing}; "
-        f"report {out / 'demo_report.json'}"
+        f"done in {total:.0f} s: top-1 {summary['top1']:.3f} vs chance {chance:.3f}{pointing} (seed "
+        f"{config.seed}: one draw; the spread over seeds and machines is on the Results page); report "
+        f"{out / 'demo_report.json'}"
     )
     return 0
 

@@ -2,6 +2,9 @@
 
     python -m lsta_jax.benchmarks.attention_memory --checkpoint WORKDIR [--config configs/synthetic.py]
 
+The eval data and preprocessing come from `--config`, by default the workdir's own `config.json` (its layout,
+frames and crop).
+
 LSTA's map is u_t = softmax(s_t + ν_a) (paper eq. 6): ν_a the CAM of the frozen selector (eq. 3), s_t the
 attention memory's output, s_t = o_a ⊙ tanh(a_t) (eqs. 4-5, `lsta_jax.models.cells.LSTACell`), bounded in
 (-1, 1). Without the memory (s_t = 0) the map would be softmax(ν_a) (`lsta_jax.selector_cam`). This command
@@ -36,7 +39,6 @@ import numpy as np
 
 from lsta_jax import attention_scores, cli
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MAP_SCORES = ("pointing_strict", "target_over_confuser", "energy_in_box")
 
 
@@ -156,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.ArgumentParser(prog="python -m lsta_jax.benchmarks.attention_memory", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="an LSTA workdir or model directory")
     parser.add_argument(
-        "--config", default=str(CONFIGS / "synthetic.py"), help="config of the eval data (with boxes)"
+        "--config",
+        default=None,
+        help="config of the eval data with boxes (default: the workdir's config.json)",
     )
     parser.add_argument("--data-dir", default=None, help="tfds directory holding (or to build) synthetic_ego")
     cli.add_hidden_alias(parser, "--data_dir", "--data-dir")
@@ -166,10 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint {args.checkpoint}: no such directory")
 
     from lsta_jax.checkpoint import load_model
+    from lsta_jax.evaluate import workdir_config
     from lsta_jax.train.config import load_config
     from lsta_jax.train.input_pipeline import make_data
 
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config) if args.config else workdir_config(args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
     if args.data_dir:
         config.data.data_dir = args.data_dir
     model, variables = load_model(args.checkpoint)
