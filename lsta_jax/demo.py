@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="seed of the LSTA stages (default: the config's, 0); the pre-training keeps its own, shared as "
-        "ImageNet weights are. One run is one draw: docs/results.md gives the spread over seeds",
+        "ImageNet weights are; use another --output (finished stages are reused). One run is one draw: "
+        "docs/results.md gives the spread over seeds",
     )
     args = parser.parse_args(argv)
 
