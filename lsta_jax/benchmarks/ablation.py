@@ -162,7 +162,7 @@ def _two_stream_row(variant: str, seed: int, args: argparse.Namespace, root: Pat
     return _run(config, workdir)
 
 
-TABLE_KEYS = ("top1", "mean_class_accuracy", *SCORES)
+TABLE_KEYS = ("top1", "mean_class_accuracy", "verb_accuracy", "noun_accuracy", *SCORES)
 
 
 def _stats(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
@@ -201,9 +201,10 @@ def table_lines(results: dict[str, list[dict[str, Any]]], stage: str, seeds: int
 
     lines = [
         "",
-        f"| variant ({stage}) | top-1 % (mean ± std, {seeds} seeds) | mean class acc. % | pointing game % "
-        "| strict pointing % | target over confuser % | energy in box (1 = uniform) | paper GTEA61* % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| variant ({stage}) | top-1 % (mean ± std, {seeds} seeds) | mean class acc. % | verb % | noun % "
+        "| pointing game % | strict pointing % | target over confuser % | energy in box (1 = uniform) "
+        "| paper GTEA61* % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     # no attention scores for a flow-only row: its one map per stack has no frame boxes
     paper = {row: "—" if np.isnan(value) else f"{value:.2f}" for row, value in ROWS.items()}
