@@ -67,8 +67,7 @@ def _load(workdir: Path) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
 
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     model, trained = load_model(workdir, which="latest")
-    init_rng, _ = jax.random.split(jax.random.PRNGKey(config.seed))
-    initial = trainer.init_variables(model, config, init_rng)
+    initial = trainer.init_variables(model, config, jax.random.PRNGKey(config.seed))  # as the trainer
     if config.init_from:
         initial = trainer.load_init(config, initial)
     return config, model, initial, dict(trained)
