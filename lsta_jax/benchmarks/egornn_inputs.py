@@ -16,8 +16,9 @@ training started) and its trained last checkpoint, the command reports:
 - the gate pre-activations (i, f, c~, o): mean and the 1st / 99th percentiles over all frames and units;
 - mean |c_T|, the features into `fc` (spatial mean of c_T): mean |.| and their std over clips, and the std
   of the logits over clips;
-- per parameter group (the cell's input convolutions, hidden-state convolutions, attention convolutions,
-  `fc`): the gradient norm of the mean cross-entropy at the initialisation (dropout off), whether the run's
+- per parameter group (the cell's convolutions on its input, those on h_{t-1}, LSTA's attention
+  convolutions, `fc`; LSTA's output gate by what its convolutions act on, not by their names): the
+  gradient norm of the mean cross-entropy at the initialisation (dropout off), whether the run's
   `config.trainable` trains it, and how far training moved it, ||θ_trained - θ_init|| / ||θ_init||.
 """
 
@@ -36,8 +37,17 @@ from lsta_jax import cli
 def _groups(params: dict[str, Any], cell: str) -> dict[str, str]:
     """Parameter-path prefix -> group name, for the cell's convolutions and the classifier."""
     groups = {}
+    # LSTA's output gate swaps the names (docs/differences.md §2.2): conv_o_x acts on h_{t-1}, conv_o_c on the
+    # attended input (the pooled memory with output pooling)
+    swapped = (
+        {"conv_o_x": "cell hidden convs (h)", "conv_o_c": "cell input convs (x)"}
+        if cell == "lsta_cell"
+        else {}
+    )
     for name in params[cell]:
-        if name.endswith(("_xx", "_x")):
+        if name in swapped:
+            groups[f"{cell}/{name}"] = swapped[name]
+        elif name.endswith(("_xx", "_x")):
             groups[f"{cell}/{name}"] = "cell input convs (x)"
         elif name.endswith(("_hh", "_c")) and name.startswith("conv_"):
             groups[f"{cell}/{name}"] = "cell hidden convs (h)"
