@@ -111,7 +111,8 @@ def _cell_pass(config: Any, variables: dict[str, Any], clip: np.ndarray) -> dict
     _, h, w, k = out["layer4"].shape
     prebn = out["layer4_prebn"].reshape(b, t, h, w, k)
     cam = cam.reshape(b, t, h, w)
-    if m.kind == "convlstm_rgb":
+    convlstm = "lstm_cell" in params  # ego-rnn's ConvLSTM, else an LSTA cell (`lsta_cell`)
+    if convlstm:
         cell, name = ConvLSTMCell(mem_size=m.mem_size, gate_conv=m.get("gate_conv", "auto")), "lstm_cell"
         gates = {g: (f"conv_{g}_xx", f"conv_{g}_hh") for g in "ifco"}
         carry = ConvLSTMCell.initial_carry(b, h, w, m.mem_size)
@@ -131,7 +132,7 @@ def _cell_pass(config: Any, variables: dict[str, Any], clip: np.ndarray) -> dict
     pre = {g: [] for g in gates}
     softmax_max, cell_share, x_abs = [], [], []
     for step in range(t):
-        if m.kind == "convlstm_rgb":
+        if convlstm:
             attention = selector.spatial_softmax(cam[:, step])
             x = prebn[:, step] * attention[..., None]
             (carry, _), state = cell.apply(
@@ -156,7 +157,7 @@ def _cell_pass(config: Any, variables: dict[str, Any], clip: np.ndarray) -> dict
         softmax_max.append(np.asarray(attention).reshape(b, -1).max(-1))
         x_abs.append(float(np.abs(np.asarray(x)).mean()))
     # ConvLSTM carry (h, c); LSTA carry ((a, s), (c, o))
-    c_last = np.asarray(carry[1] if m.kind == "convlstm_rgb" else carry[1][0])
+    c_last = np.asarray(carry[1] if convlstm else carry[1][0])
     features = c_last.mean(axis=(1, 2))
     logits = features @ np.asarray(params["fc"]["kernel"]) + np.asarray(params["fc"]["bias"])
     cam_np = np.asarray(cam).reshape(b, t, -1)
@@ -203,7 +204,7 @@ def measure(workdir: Path, clips: int) -> dict[str, Any]:
     config, model, initial, trained = _load(workdir)
     config.eval_batch_size = clips
     batch = next(iter(make_data(config).make_eval()))
-    cell = "lstm_cell" if config.model.kind == "convlstm_rgb" else "lsta_cell"
+    cell = "lstm_cell" if "lstm_cell" in initial["params"] else "lsta_cell"
     groups = _groups(initial["params"], cell)
     grads = _gradients(config, model, initial, batch)
     init_flat, trained_flat = _flat(initial["params"]), _flat(trained["params"])
