@@ -19,7 +19,7 @@ Paper: ego-rnn (RGB) 63.79% on GTEA61* (Table 2). It is the RGB half of `configs
 import ml_collections
 
 from lsta_jax.train.config import default_config, model_fields, parse_arg
-from lsta_jax.train.presets import set_dataset
+from lsta_jax.train.presets import EGORNN_RGB_TRAINABLE, set_dataset
 
 
 def get_config(arg=None):
@@ -36,10 +36,9 @@ def get_config(arg=None):
     c.name = f"egornn_rgb_{a['dataset']}_{c.data.builder_config}_stage{a['stage']}"
     c.shuffle = True
     c.weight_decay = 4e-5
-    trainable = [r"lstm_cell/.*", r"fc/.*"]
+    trainable = list(EGORNN_RGB_TRAINABLE[a["stage"]])
     c.learning_rate, c.num_epochs, c.lr_milestones = 1e-3, 300, (25, 75, 150)
     if a["stage"] == 2:
-        trainable += [r"resNet/layer4_\d+/conv[12]/kernel", r"resNet/fc/kernel"]
         c.learning_rate, c.num_epochs, c.lr_milestones = 1e-4, 150, (25, 75)
         c.init_which = "best"
     c.eval_every_epochs = 1

@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lsta_jax.benchmarks.attention_memory",
         "LSTA's attention maps against the selector's CAM it starts from",
     ),
+    "benchmarks.egornn_inputs": (
+        "lsta_jax.benchmarks.egornn_inputs",
+        "what enters and leaves ego-rnn's and LSTA's recurrent cells, side by side",
+    ),
 }
 
 

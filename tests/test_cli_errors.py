@@ -285,7 +285,8 @@ def test_data_flow_is_a_switch_that_takes_the_old_value_spelling(capsys):
 
 @pytest.mark.parametrize(
     "command",
-    ["train", "evaluate", "extract", "convert", "data", "benchmarks.pipeline", "benchmarks.ablation"],
+    ["train", "evaluate", "extract", "convert", "data", "benchmarks.pipeline", "benchmarks.ablation"]
+    + ["benchmarks.egornn_inputs"],
 )
 def test_help_shows_each_default_once_and_never_none(command, capsys):
     with pytest.raises(SystemExit) as exit_:

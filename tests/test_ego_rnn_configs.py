@@ -193,14 +193,89 @@ def test_config_init_from_a_resnet_directory_takes_the_flow_branch(tmp_path, mon
     assert np.array_equal(out["params"]["fc_action"]["bias"], target["params"]["fc_action"]["bias"])
 
 
-@pytest.mark.parametrize("variant", ["convlstm", "lsta", "ego_rnn"])
+@pytest.mark.parametrize("variant", ["convlstm", "lsta", "ego_rnn", "elegatt"])
 @pytest.mark.parametrize("stage", [1, 2])
 def test_synthetic_ablation_configs_build_their_models(variant, stage):
     """Every `configs/synthetic.py` variant (the ablation's rows) gives a model config its kind accepts
     (ego_rnn's ConvLSTM has no variant, output pooling or multi-task heads) and the stage's trainable mask."""
     config = load_config(str(CONFIGS / f"synthetic.py:variant={variant},stage={stage}"))
-    assert config.model.kind == ("convlstm_rgb" if variant == "ego_rnn" else "lsta_rgb")
+    kinds = {"ego_rnn": "convlstm_rgb", "elegatt": "elegatt_rgb"}
+    assert config.model.kind == kinds.get(variant, "lsta_rgb")
     model = create_model(config.model.kind, **trainer.model_config(config))
     shapes = jax.eval_shape(model.init, jax.random.key(0), trainer.example_inputs(config)["clip"][:, :2])
     mask = opt.trainable_mask(shapes["params"], config.trainable)
     assert any(jax.tree_util.tree_leaves(mask)) and not all(jax.tree_util.tree_leaves(mask))
+
+
+def _trained_paths(config) -> set[str]:
+    model = create_model(config.model.kind, **trainer.model_config(config))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), trainer.example_inputs(config)["clip"][:, :2])
+    mask = opt.trainable_mask(shapes["params"], config.trainable)
+    return {opt.param_path(p) for p, m in jax.tree_util.tree_leaves_with_path(mask) if m}
+
+
+@pytest.mark.parametrize("recipe", ["lsta", "own"])
+def test_synthetic_ego_rnn_trains_its_convlstm_under_either_recipe(recipe):
+    """ego-rnn's stage 1 trains the ConvLSTM (`lstm_cell`, not LSTA's `lsta_cell`) and `fc`, the backbone
+    frozen; stage 2 adds layer4's conv1/conv2 kernels and the backbone fc kernel (ego-rnn's
+    `main-run-rgb.py`)."""
+    stage1 = _trained_paths(load_config(str(CONFIGS / f"synthetic.py:variant=ego_rnn,recipe={recipe}")))
+    gates = {f"lstm_cell/conv_{g}_{s}/kernel" for g in "ifco" for s in ("xx", "hh")}
+    assert gates <= stage1 and {"fc/kernel", "fc/bias"} <= stage1
+    assert not any(p.startswith("resNet/") for p in stage1)
+    stage2 = _trained_paths(
+        load_config(str(CONFIGS / f"synthetic.py:variant=ego_rnn,recipe={recipe},stage=2"))
+    )
+    assert stage2 - stage1 == {
+        "resNet/layer4_0/conv1/kernel",
+        "resNet/layer4_0/conv2/kernel",
+        "resNet/fc/kernel",
+    }
+
+
+def test_synthetic_recipes_are_the_authors_scaled_by_one_rule():
+    """`recipe=lsta` keeps the embedded data's LSTA schedule; `recipe=own` is ego-rnn's recipe (Adam eps 1e-4;
+    stage 1 lr 1e-3, 300 epochs, x0.1 at 25/75/150, wd 4e-5; stage 2 lr 1e-4, 150 epochs, x0.1 at 25/75, from
+    the best stage-1 checkpoint) under the rule that turns LSTA's (lr 1e-3, 200 epochs, last milestone 150,
+    wd 5e-4; stage 2 lr 1e-4, 100 epochs, last milestone 75) into 5e-3, 48, (36,), 5e-5 and 5e-4, 5, (4,):
+    lr x5, wd x0.1, epochs x0.24 / x0.05, the last milestone kept. Values computed by hand."""
+
+    def recipe(spec):
+        c = load_config(str(CONFIGS / f"synthetic.py:{spec}"))
+        return c.learning_rate, c.num_epochs, tuple(c.lr_milestones), c.weight_decay, c.adam_eps, c.init_which
+
+    for variant in ("lsta", "ego_rnn", "elegatt"):
+        assert recipe(f"variant={variant}") == (5e-3, 48, (36,), 5e-5, 1e-4, "latest")
+        assert recipe(f"variant={variant},stage=2") == (5e-4, 5, (4,), 5e-5, 1e-4, "latest")
+    assert recipe("variant=ego_rnn,recipe=own") == (
+        5e-3,
+        72,
+        (36,),
+        4e-6,
+        1e-4,
+        "latest",
+    )  # 300*0.24, 150*0.24
+    assert recipe("variant=ego_rnn,recipe=own,stage=2") == (5e-4, 8, (4,), 4e-6, 1e-4, "best")  # 150*.05=7.5
+    assert load_config(str(CONFIGS / "synthetic.py:variant=ego_rnn,recipe=own")).eval_every_epochs == 1
+    for refused in ("variant=lsta,recipe=own", "variant=elegatt,recipe=own", "variant=ego_rnn,recipe=x"):
+        with pytest.raises(ValueError, match="recipe"):
+            load_config(str(CONFIGS / f"synthetic.py:{refused}"))
+
+
+def test_synthetic_elegatt_builds_on_the_pretrained_backbone_and_initialises():
+    """`configs/elegatt.py:dataset=synthetic` is `configs/synthetic.py:variant=elegatt`: the small backbone
+    with its stage strides (a 56 px crop gives 7x7 maps, as the pre-training's), BatchNorm on its statistics,
+    a 32-unit eleGAtt LSTM; initialised, it gives 18 logits per clip, and stage 1 trains the cell and fc
+    only."""
+    config = load_config(str(CONFIGS / "elegatt.py:dataset=synthetic"))
+    assert config.to_dict() == load_config(str(CONFIGS / "synthetic.py:variant=elegatt")).to_dict()
+    model = create_model(config.model.kind, **trainer.model_config(config))
+    clip = trainer.example_inputs(config)["clip"][:, :2]
+    variables = model.init(jax.random.key(0), clip)
+    out = model.apply(variables, clip)
+    assert out["logits"].shape == (1, 18) and out["attention"].shape == (1, 2, 7, 7)
+    assert out["gate"].shape == (1, 2, 32) and variables["params"]["fc"]["kernel"].shape == (32, 18)
+    assert "batch_stats" in variables and not trainer.trains_batchnorm(model)
+    trained = _trained_paths(config)
+    assert trained and all(p.startswith(("elegatt_cell/", "fc/")) for p in trained)
+    assert "fc/kernel" in trained and any(p.startswith("elegatt_cell/") for p in trained)

@@ -4,7 +4,9 @@ Protocol, as for the paper's GTEA61 numbers: one backbone pre-trained on `synthe
 (`configs/synthetic_pretrain.py`, seed 0, shared by every run as the paper's ImageNet ResNet-34 is), then for
 each variant and seed stage 1 of `configs/synthetic.py:variant=V` on `synthetic_ego` (and stage 2 with
 `--stage2`). Variants: the five of `lsta_jax.models.lsta.VARIANTS` (ConvLSTM baseline, + output pooling,
-+ attention pooling, both, full LSTA with bias control) and `ego_rnn` (kind `convlstm_rgb`). Each run is
++ attention pooling, both, full LSTA with bias control), `ego_rnn` (kind `convlstm_rgb`, LSTA's recipe),
+`ego_rnn_own` (the same under ego-rnn's own recipe, `recipe=own`: its stage 2 starts from the best stage-1
+checkpoint) and `elegatt` (kind `elegatt_rgb`). Each run is
 evaluated on the held-out split by `lsta_jax.evaluate` (top-1, mean class accuracy, the pointing game of
 `lsta_jax.pointing` and the scores of `lsta_jax.attention_scores`); the command prints a markdown table
 (mean ± std over seeds) next to the paper's GTEA61* numbers, with the attention scores' null baselines
@@ -52,7 +54,11 @@ PAPER = {  # GTEA61 fixed split, paper Table 1 (docs/differences.md §8); ego-rn
     "no_bias_control": 68.1,
     "lsta": 74.14,
     "ego_rnn": 63.79,
+    "ego_rnn_own": 63.79,  # the same model under ego-rnn's own recipe (configs/synthetic.py:recipe=own)
+    "elegatt": 59.48,  # Table 3
 }
+# the configs/synthetic.py arg of a row (default `variant=<row>`)
+CONFIG_ARGS = {"ego_rnn_own": "variant=ego_rnn,recipe=own"}
 TWO_STREAM_PAPER = {  # Table 1's two-stream rows; the motion stream alone from the text of paper 6.3
     "lsta_flow": 40.52,
     "late_fusion": 78.45,
@@ -100,17 +106,19 @@ def _rgb_run(
             config.model.variant = variant
         else:
             base, fields = DEPARTURES.get(variant, (variant, {}))
-            config = load_config(f"{CONFIGS / 'synthetic.py'}:variant={base},stage={stage}")
+            spec = CONFIG_ARGS.get(base, f"variant={base}")
+            config = load_config(f"{CONFIGS / 'synthetic.py'}:{spec},stage={stage}")
             config.model.update(fields)
             set_synthetic_layout(config, args.layout)
             config.data.data_dir = str(root / "tfds")
             config.init_from = init
         config.seed = seed
         if args.epochs and stage == 1:
-            # lr milestones keep their place in the schedule: config 48 epochs, (36,) -> 16, (12,)
-            scale = args.epochs / config.num_epochs
+            # every recipe scaled by the same factor, LSTA's to --epochs; the milestones keep their place:
+            # LSTA 48 epochs, (36,) -> 16, (12,); ego-rnn's own 72, (36,) -> 24, (12,)
+            scale = args.epochs / load_config(f"{CONFIGS / 'synthetic.py'}:stage=1").num_epochs
             config.lr_milestones = tuple(round(m * scale) for m in config.lr_milestones)
-            config.num_epochs = args.epochs
+            config.num_epochs = round(config.num_epochs * scale)
         if args.frames:
             config.data.num_frames = args.frames
         workdir = root / f"{variant}_seed{seed}_stage{stage}"
@@ -227,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs",
         type=cli.positive_int,
         default=None,
-        help="override num_epochs of stage 1, its lr milestones scaled alike (default: the config's)",
+        help="stage-1 epochs of LSTA's recipe; every recipe's epochs and lr milestones are scaled by the "
+        "same factor (default: the config's)",
     )
     parser.add_argument(
         "--frames",
@@ -268,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if variant not in ROWS:
             parser.error(f"unknown variant {variant!r}; known: {', '.join(ROWS)}")
         rgb = variant in PAPER or variant in DEPARTURES
-        if args.dataset == "toy" and (variant == "ego_rnn" or not rgb):
+        if args.dataset == "toy" and (variant.startswith(("ego_rnn", "elegatt")) or not rgb):
             continue  # toy runs train from scratch: no pre-trained backbone for ego-rnn or the flow streams
         for seed in range(args.seeds):
             t0 = time.perf_counter()

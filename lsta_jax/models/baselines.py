@@ -79,7 +79,8 @@ class EleGAttClassifier(nn.Module):
     positions; the uniform map keeps the clip-classifier interface of `predict`/`extract`).
     `frame_features` (B, T, K) with `return_frame_features`; `return_selections` adds nothing (no argmax).
     `train=True` only makes the dropout stochastic (rngs={'dropout': key}); BatchNorm stays in inference.
-    `scan_unroll` as `LSTAClassifier`.
+    `scan_unroll`, `backbone_stage_strides` and `backbone_max_pool` (the backbone's layout, e.g. the small
+    output-stride-8 ResNet of the embedded data) as `LSTAClassifier`.
     """
 
     num_classes: int = 61
@@ -87,6 +88,8 @@ class EleGAttClassifier(nn.Module):
     attention_classes: int = 1000
     backbone_stage_sizes: Sequence[int] = RESNET34_STAGES
     backbone_widths: Sequence[int] = RESNET34_WIDTHS
+    backbone_stage_strides: Sequence[int] | None = None
+    backbone_max_pool: bool = True
     dropout_rate: float = 0.7
     dtype: Any = jnp.float32
     remat: bool = False
@@ -110,6 +113,8 @@ class EleGAttClassifier(nn.Module):
             self.dtype,
             self.remat,
             attention=False,
+            stage_strides=self.backbone_stage_strides,
+            max_pool=self.backbone_max_pool,
         )
         _, h, w, k = out["layer4"].shape
         pooled = out["pooled"].astype(jnp.float32).reshape(b, t, k)

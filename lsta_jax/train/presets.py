@@ -114,3 +114,21 @@ def set_synthetic(
     c.eval_every_epochs = 0
     c.checkpoint_every_steps, c.log_every_steps = 1000, 10
     return c
+
+
+#: Trainable parameters (regexes, `config.trainable`) of the ego-rnn RGB baseline (kind `convlstm_rgb`) per
+#: stage, as ego-rnn's `main-run-rgb.py` (docs/differences.md §4.5): stage 1 the ConvLSTM and `fc`; stage 2
+#: also the `layer4` conv1/conv2 kernels and the backbone fc (whose bias gets no gradient).
+EGORNN_RGB_TRAINABLE: dict[int, tuple[str, ...]] = {
+    1: (r"lstm_cell/.*", r"fc/.*"),
+    2: (r"lstm_cell/.*", r"fc/.*", r"resNet/layer4_\d+/conv[12]/kernel", r"resNet/fc/kernel"),
+}
+
+#: Trainable parameters of the eleGAtt baseline (kind `elegatt_rgb`) per stage (our choice, the paper gives
+#: none): stage 1 the eleGAtt cell and `fc`, the backbone frozen as in stage 1 of the RGB models; stage 2 also
+#: `layer4`'s conv1/conv2 kernels, but not the backbone's fc (eleGAtt does not use it: only weight decay
+#: would reach it).
+ELEGATT_TRAINABLE: dict[int, tuple[str, ...]] = {
+    1: (r"elegatt_cell/.*", r"fc/.*"),
+    2: (r"elegatt_cell/.*", r"fc/.*", r"resNet/layer4_\d+/conv[12]/kernel"),
+}
