@@ -127,6 +127,7 @@ def _cell_pass(config: Any, variables: dict[str, Any], clip: np.ndarray) -> dict
             gate_conv=m.get("gate_conv", "auto"),
         )
         name = "lsta_cell"
+        cam = selector.rescale_selector_map(cam, m.get("selector_map", "logits"))  # as the cell gets it
         gates = {g: (f"conv_{g}_x", f"conv_{g}_c") for g in "ifc"} | {"o": ("conv_o_x", "conv_o_c")}
         carry = LSTACell.initial_carry(b, h, w, m.mem_size)
     pre = {g: [] for g in gates}
