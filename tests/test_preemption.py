@@ -68,6 +68,14 @@ def environment(cache_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def interactive_signals() -> None:
+    """Popen preexec_fn: SIGINT and SIGTERM as an interactive terminal delivers them. A shell running pytest
+    in the background (`cmd &`, nohup) starts it with SIGINT ignored, which children inherit, and the
+    trainer leaves an ignored signal ignored on purpose (train/preemption.py)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def wait_for_step(workdir: Path, step: int, procs: list[subprocess.Popen], timeout: float = 300) -> None:
     """Until metrics.jsonl logs train step `step` (the loop runs: the next signal lands between steps)."""
     path = workdir / "metrics.jsonl"
@@ -101,7 +109,9 @@ def test_sigint_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_identica
     workdir = tmp_path / "run"
     env = environment(tmp_path / "jax_cache", XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    proc = subprocess.Popen(command(workdir, **LONG), cwd=ROOT, env=env, **out)
+    proc = subprocess.Popen(
+        command(workdir, **LONG), cwd=ROOT, env=env, preexec_fn=interactive_signals, **out
+    )
     wait_for_step(workdir, 2, [proc])
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     (log,) = finish([proc])
@@ -133,6 +143,7 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
         subprocess.Popen(
             [*command(workdir, **LONG)[:3], "--distributed", *command(workdir, **LONG)[3:]],
             cwd=ROOT,
+            preexec_fn=interactive_signals,
             env=environment(
                 tmp_path / "jax_cache",
                 JAX_NUM_CPU_DEVICES="2",
