@@ -95,18 +95,12 @@ def get_config(arg=None):
     layout = "" if args["layout"] == "middle" else f"_{args['layout']}"
     c.name = f"synthetic{layout}_{variant}_stage{stage}" + ("_own" if recipe == "own" else "")
     trainable = "stage2" if stage == 2 else "stage1"
-    if variant == "ego_rnn":
-        c.model.kind = "convlstm_rgb"
-        # ego-rnn's ConvLSTM classifier has no ablation variant, output pooling or multi-task heads
-        for key in (
-            "variant",
-            "c_cam_classes",
-            "verb_classes",
-            "noun_classes",
-            "head_bias_control",
-            "selector_map",
-        ):
-            del c.model[key]
+    if variant == "ego_rnn":  # no ablation variant, output pooling, multi-task heads or selector rescaling
+        c.model = model_fields(
+            "convlstm_rgb",
+            *("num_classes", "mem_size", "attention_classes", "backbone_stage_sizes", "backbone_widths"),
+            *("dropout_rate", "dtype", "remat", "batchnorm", "gate_conv"),
+        )
         trainable = list(EGORNN_RGB_TRAINABLE[stage])
     elif variant == "elegatt":
         c.model = model_fields(

@@ -177,3 +177,22 @@ def test_torch_sgd_with_a_parameter_group_lr_equals_pytorch_sgd():
         p["flowModel"]["layer4_0"]["conv1"]["kernel"], base.detach().numpy(), rtol=1e-5, atol=1e-8
     )
     assert np.array_equal(p["frozen"]["bias"], params["frozen"]["bias"])
+
+
+def test_a_stage_set_is_refused_for_a_model_without_the_modules_it_names():
+    leaf = np.zeros((1,), np.float32)
+    egornn = {
+        "lstm_cell": {"conv_i_xx": {"kernel": leaf}},
+        "fc": {"kernel": leaf},
+        "resNet": {"fc": {"kernel": leaf}},
+    }
+    with pytest.raises(ValueError, match=r"'stage1' names lsta_cell/\.\*.*modules: fc, lstm_cell, resNet"):
+        opt.trainable_mask(egornn, "stage1")
+    # the same model with its own regexes, and an LSTA tree without the optional heads, are accepted
+    assert opt.trainable_mask(egornn, [r"lstm_cell/.*", r"fc/.*"])["lstm_cell"]["conv_i_xx"]["kernel"]
+    lsta = {
+        "lsta_cell": {"conv_i_x": {"kernel": leaf}},
+        "fc": {"kernel": leaf},
+        "resNet": {"fc": {"kernel": leaf}},
+    }
+    assert opt.trainable_mask(lsta, "stage1")["lsta_cell"]["conv_i_x"]["kernel"]

@@ -70,12 +70,12 @@ def _flat(tree: Any) -> dict[str, np.ndarray]:
 def _load(workdir: Path) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
     """(config, model, initial variables, trained variables) of a training workdir."""
     import jax
-    import ml_collections
 
     from lsta_jax.checkpoint import load_model
+    from lsta_jax.evaluate import workdir_config
     from lsta_jax.train import trainer
 
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config = workdir_config(workdir)
     model, trained = load_model(workdir, which="latest")
     initial = trainer.init_variables(model, config, jax.random.PRNGKey(config.seed))  # as the trainer
     if config.init_from:

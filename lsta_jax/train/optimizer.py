@@ -65,7 +65,9 @@ def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
     """Pytree of bools: True where a parameter is trained.
 
     `trainable` is a stage name of `STAGE_TRAINABLE` ('stage1', 'stage2', 'all') or a list of regexes matched
-    in full against parameter paths. The registered kinds' `never_trained` parameters
+    in full against parameter paths. A stage name whose patterns (the optional heads aside) match no parameter
+    is refused: the stage sets name LSTA's modules, and on another model they would leave its cell frozen.
+    The registered kinds' `never_trained` parameters
     (`registry.never_trained()`) are always excluded (docs/differences.md §2.4 item 5).
     """
     if isinstance(trainable, str) and trainable not in STAGE_TRAINABLE:
@@ -73,6 +75,17 @@ def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
     patterns = STAGE_TRAINABLE[trainable] if isinstance(trainable, str) else tuple(trainable)
     keep = [re.compile(p) for p in patterns]
     never = [re.compile(p) for p in registry.never_trained()]
+    if isinstance(trainable, str):  # a stage set names LSTA's modules: refuse it for a model without them
+        names = [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+        missing = [
+            p.pattern for p in keep if p.pattern not in HEADS and not any(p.fullmatch(n) for n in names)
+        ]
+        if missing:
+            modules = sorted({n.split("/")[0] for n in names})
+            raise ValueError(
+                f"trainable set {trainable!r} names {', '.join(missing)}, which match no parameter of this "
+                f"model (its modules: {', '.join(modules)}): give config.trainable as a list of regexes"
+            )
 
     def rule(path: Sequence[Any], _: Any) -> bool:
         name = param_path(path)

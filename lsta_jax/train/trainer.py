@@ -79,9 +79,8 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     inputs = {k: batch[k] for k in names if k in batch}
     if not inputs:
         raise ValueError(f"batch has no model input: keys {sorted(batch)}, expected one of {names}")
-    if any(
-        getattr(v, "dtype", None) == np.uint8 for v in inputs.values()
-    ):  # loaders with normalize_on_host=False
+    # loaders with normalize_on_host=False hand uint8 clips
+    if any(getattr(v, "dtype", None) == np.uint8 for v in inputs.values()):
         from lsta_jax.data.device_normalize import normalize_inputs
 
         inputs = normalize_inputs(inputs)  # inside the jitted step: on the device
@@ -450,8 +449,6 @@ def check_model_fields(config: Any, workdir: Path) -> None:
     now = json.loads(config.to_json_best_effort() if hasattr(config, "to_json_best_effort") else "{}")
     now = now.get("model", {})
     # a field one side lacks has the module default (a workdir written before the field existed)
-    from lsta_jax.models import registry
-
     kind = now.get("kind", saved.get("kind"))
     defaults = (
         json.loads(json.dumps(registry.defaults(kind), default=str)) if kind in registry.kinds() else {}
