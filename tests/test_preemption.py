@@ -2,6 +2,7 @@
 saying how to resume; the resumed run ends bit-identical to an uninterrupted one. In a 2-process run a signal
 to ONE process stops both at the same step."""
 
+import contextlib
 import json
 import os
 import signal
@@ -68,12 +69,20 @@ def environment(cache_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def interactive_signals() -> None:
-    """Popen preexec_fn: SIGINT and SIGTERM as an interactive terminal delivers them. A shell running pytest
-    in the background (`cmd &`, nohup) starts it with SIGINT ignored, which children inherit, and the
-    trainer leaves an ignored signal ignored on purpose (train/preemption.py)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
+@contextlib.contextmanager
+def interactive_signals():
+    """Spawn children with SIGINT and SIGTERM as an interactive terminal delivers them. A shell running pytest
+    in the background (`cmd &`, nohup) starts it with SIGINT ignored, which children inherit through exec,
+    and the trainer leaves an ignored signal ignored on purpose (train/preemption.py). A Python handler set
+    here becomes the default disposition in the child at exec (no preexec_fn: forking JAX's threads)."""
+    ignored = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is signal.SIG_IGN]
+    for sig in ignored:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def wait_for_step(workdir: Path, step: int, procs: list[subprocess.Popen], timeout: float = 300) -> None:
@@ -109,9 +118,8 @@ def test_sigint_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_identica
     workdir = tmp_path / "run"
     env = environment(tmp_path / "jax_cache", XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    proc = subprocess.Popen(
-        command(workdir, **LONG), cwd=ROOT, env=env, preexec_fn=interactive_signals, **out
-    )
+    with interactive_signals():
+        proc = subprocess.Popen(command(workdir, **LONG), cwd=ROOT, env=env, **out)
     wait_for_step(workdir, 2, [proc])
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     (log,) = finish([proc])
@@ -139,25 +147,25 @@ def test_sigint_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_identica
 def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
     workdir = tmp_path / "run"
     port = free_port()
-    procs = [
-        subprocess.Popen(
-            [*command(workdir, **LONG)[:3], "--distributed", *command(workdir, **LONG)[3:]],
-            cwd=ROOT,
-            preexec_fn=interactive_signals,
-            env=environment(
-                tmp_path / "jax_cache",
-                JAX_NUM_CPU_DEVICES="2",
-                JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
-                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                JAX_NUM_PROCESSES="2",
-                JAX_PROCESS_ID=str(i),
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    with interactive_signals():
+        procs = [
+            subprocess.Popen(
+                [*command(workdir, **LONG)[:3], "--distributed", *command(workdir, **LONG)[3:]],
+                cwd=ROOT,
+                env=environment(
+                    tmp_path / "jax_cache",
+                    JAX_NUM_CPU_DEVICES="2",
+                    JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+                    JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                    JAX_NUM_PROCESSES="2",
+                    JAX_PROCESS_ID=str(i),
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for i in range(2)
+        ]
     wait_for_step(workdir, 2, procs)
     procs[1].send_signal(signal.SIGTERM)  # a node's own preemption notice: this process only
     logs = finish(procs)
